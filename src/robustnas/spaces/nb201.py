@@ -1,0 +1,230 @@
+"""NAS-Bench-201 (Dong & Yang, ICLR 2020): architectures, encodings, isomorphism and the network.
+
+Encodings (all lossless, see spec zero-cost-proxies-and-rf-study.md §3.4):
+
+* op-index tuple in NASLib order ``(e12, e13, e14, e23, e24, e34)`` with
+  0=skip_connect, 1=none, 2=nor_conv_3x3, 3=nor_conv_1x1, 4=avg_pool_3x3;
+* the NB201 string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (groups by target node);
+* the NB201 index 0..15624 (the benchmark's storage order, shipped as a table in the package).
+"""
+from __future__ import annotations
+
+import ast
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Iterator
+
+import numpy as np
+
+OPS: tuple[str, ...] = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
+EDGES: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
+NUM_EDGES = len(EDGES)
+NUM_OPS = len(OPS)
+NUM_ARCHS = NUM_OPS**NUM_EDGES  # 15,625
+NUM_UNIQUE = 6466
+# String order = e12 | e13 e23 | e14 e24 e34, as positions of the tuple.
+_STRING_ORDER: tuple[tuple[int, ...], ...] = ((0,), (1, 3), (2, 4, 5))
+
+
+class ArchError(ValueError):
+    """A malformed architecture description (one line, names the problem and the fix)."""
+
+
+@dataclass(frozen=True, order=True)
+class NB201Arch:
+    """One NAS-Bench-201 cell, immutable and hashable; ``ops`` is the NASLib op-index tuple."""
+
+    ops: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        ops = tuple(int(o) for o in self.ops)
+        if len(ops) != NUM_EDGES or any(not 0 <= o < NUM_OPS for o in ops):
+            raise ArchError(
+                f"NB201 op-index tuple must have {NUM_EDGES} entries in 0..{NUM_OPS - 1}, got {self.ops!r}"
+            )
+        object.__setattr__(self, "ops", ops)
+
+    # ---- encodings -------------------------------------------------------------------------
+    @classmethod
+    def from_string(cls, text: str) -> "NB201Arch":
+        """Parse an NB201 string such as ``|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|``."""
+        groups = text.strip().split("+")
+        if len(groups) != 3:
+            raise ArchError(f"NB201 string needs 3 '+'-separated node groups, got {text!r}")
+        ops = [0] * NUM_EDGES
+        for target, (group, positions) in enumerate(zip(groups, _STRING_ORDER), start=1):
+            tokens = [t for t in group.strip().strip("|").split("|")]
+            if len(tokens) != target:
+                raise ArchError(f"node {target} of {text!r} needs {target} inputs, got {len(tokens)}")
+            for source, (token, position) in enumerate(zip(tokens, positions)):
+                name, _, src = token.partition("~")
+                if name not in OPS or src != str(source):
+                    raise ArchError(
+                        f"bad edge {token!r} in {text!r}: expected '<op>~{source}' with op in {', '.join(OPS)}"
+                    )
+                ops[position] = OPS.index(name)
+        return cls(tuple(ops))
+
+    def to_string(self) -> str:
+        groups = []
+        for positions in _STRING_ORDER:
+            groups.append("|" + "|".join(f"{OPS[self.ops[p]]}~{s}" for s, p in enumerate(positions)) + "|")
+        return "+".join(groups)
+
+    __str__ = to_string
+
+    @classmethod
+    def from_index(cls, index: int) -> "NB201Arch":
+        if not 0 <= int(index) < NUM_ARCHS:
+            raise ArchError(f"NB201 index must be in 0..{NUM_ARCHS - 1}, got {index}")
+        return cls(tuple(int(o) for o in _index_table()[int(index)]))
+
+    @property
+    def index(self) -> int:
+        """The NB201 benchmark index (row in the NB201/NATS-Bench tables)."""
+        return int(_code_to_index()[self.code])
+
+    @property
+    def code(self) -> int:
+        """Base-5 integer of the op tuple (0..15624), a compact key independent of the benchmark."""
+        value = 0
+        for op in self.ops:
+            value = value * NUM_OPS + op
+        return value
+
+    @classmethod
+    def parse(cls, value: "NB201Arch | str | int | tuple | list") -> "NB201Arch":
+        """Accept an op-index tuple (or its text ``"(0, 2, 3, 2, 3, 1)"``), an NB201 string or index."""
+        if isinstance(value, NB201Arch):
+            return value
+        if isinstance(value, (tuple, list)):
+            return cls(tuple(value))
+        if isinstance(value, (int, np.integer)):
+            return cls.from_index(int(value))
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lstrip("-").isdigit():
+                return cls.from_index(int(text))
+            if text.startswith("|"):
+                return cls.from_string(text)
+            if text.startswith(("(", "[")):
+                try:
+                    parsed = ast.literal_eval(text)
+                except (ValueError, SyntaxError) as exc:
+                    raise ArchError(f"cannot read op-index tuple {text!r}: {exc}") from None
+                return cls(tuple(parsed))
+        raise ArchError(
+            f"cannot read NB201 architecture {value!r}: give an op-index tuple like (0, 2, 3, 2, 3, 1), "
+            "an NB201 string like |nor_conv_3x3~0|+|...| or an index 0..15624"
+        )
+
+    def to_json(self) -> dict:
+        return {"space": "nb201", "ops": list(self.ops), "string": self.to_string()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "NB201Arch":
+        if data.get("space", "nb201") != "nb201" or "ops" not in data:
+            raise ArchError(f"not an NB201 architecture JSON object: {data!r}")
+        return cls(tuple(data["ops"]))
+
+    # ---- counts of op types (used by the closed-form checks) -------------------------------
+    def count(self, op: str) -> int:
+        return self.ops.count(OPS.index(op))
+
+    # ---- search moves ----------------------------------------------------------------------
+    @classmethod
+    def sample(cls, rng: random.Random) -> "NB201Arch":
+        return cls(tuple(rng.randrange(NUM_OPS) for _ in range(NUM_EDGES)))
+
+    def mutate(self, rng: random.Random) -> "NB201Arch":
+        """Change the op of one random edge to a different op (NASLib single-edge mutation)."""
+        position = rng.randrange(NUM_EDGES)
+        choices = [o for o in range(NUM_OPS) if o != self.ops[position]]
+        return self._with(position, rng.choice(choices))
+
+    def neighbours(self) -> list["NB201Arch"]:
+        """All 24 architectures one single-edge op change away."""
+        return [
+            self._with(p, o) for p in range(NUM_EDGES) for o in range(NUM_OPS) if o != self.ops[p]
+        ]
+
+    def _with(self, position: int, op: int) -> "NB201Arch":
+        ops = list(self.ops)
+        ops[position] = op
+        return NB201Arch(tuple(ops))
+
+    # ---- isomorphism -----------------------------------------------------------------------
+    def unique_string(self) -> str:
+        """NB201's canonical string ``Structure.to_unique_str(consider_zero=True)`` (spec §3.5).
+
+        Reproduces the quirk that only a node string exactly equal to "#" counts as zero, which
+        yields exactly 6,466 classes over the 15,625 cells.
+        """
+        node_strings = ["0"]
+        for target in (2, 3, 4):
+            terms = []
+            for position, (source, dest) in enumerate(EDGES):
+                if dest != target:
+                    continue
+                op, src = OPS[self.ops[position]], node_strings[source - 1]
+                if op == "none" or src == "#":
+                    terms.append("#")
+                elif op == "skip_connect":
+                    terms.append(src)
+                else:
+                    terms.append(f"({src})@{op}")
+            node_strings.append("+".join(sorted(terms)))
+        return node_strings[-1]
+
+    def isomorph(self) -> "NB201Arch":
+        """The representative of this architecture's isomorphism class (its lowest NB201 index)."""
+        return NB201Arch.from_index(int(_representative_index()[self.index]))
+
+    @property
+    def isomorph_index(self) -> int:
+        return int(_representative_index()[self.index])
+
+
+def all_archs() -> Iterator[NB201Arch]:
+    """All 15,625 architectures in NB201 index order."""
+    for index in range(NUM_ARCHS):
+        yield NB201Arch.from_index(index)
+
+
+def unique_indices() -> np.ndarray:
+    """Sorted NB201 indices of the 6,466 isomorphism-class representatives."""
+    rep = _representative_index()
+    return np.flatnonzero(rep == np.arange(NUM_ARCHS))
+
+
+@lru_cache(maxsize=1)
+def _index_table() -> np.ndarray:
+    """[15625, 6] uint8: op tuple of every NB201 index (derived from the NB201 API order)."""
+    codes = np.load(resources.files("robustnas") / "_embedded" / "nb201_index_codes.npy")
+    digits = np.empty((NUM_ARCHS, NUM_EDGES), dtype=np.uint8)
+    remaining = codes.astype(np.int64)
+    for position in reversed(range(NUM_EDGES)):
+        digits[:, position] = remaining % NUM_OPS
+        remaining //= NUM_OPS
+    return digits
+
+
+@lru_cache(maxsize=1)
+def _code_to_index() -> np.ndarray:
+    codes = np.load(resources.files("robustnas") / "_embedded" / "nb201_index_codes.npy")
+    inverse = np.empty(NUM_ARCHS, dtype=np.int64)
+    inverse[codes.astype(np.int64)] = np.arange(NUM_ARCHS)
+    return inverse
+
+
+@lru_cache(maxsize=1)
+def _representative_index() -> np.ndarray:
+    """Representative (lowest index with the same unique string) for every NB201 index."""
+    first_seen: dict[str, int] = {}
+    rep = np.empty(NUM_ARCHS, dtype=np.int64)
+    for index in range(NUM_ARCHS):
+        key = NB201Arch.from_index(index).unique_string()
+        rep[index] = first_seen.setdefault(key, index)
+    return rep
