@@ -18,6 +18,8 @@ from typing import Iterator
 
 import numpy as np
 
+from robustnas.errors import ArchError
+
 OPS: tuple[str, ...] = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 EDGES: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
 NUM_EDGES = len(EDGES)
@@ -26,10 +28,6 @@ NUM_ARCHS = NUM_OPS**NUM_EDGES  # 15,625
 NUM_UNIQUE = 6466
 # String order = e12 | e13 e23 | e14 e24 e34, as positions of the tuple.
 _STRING_ORDER: tuple[tuple[int, ...], ...] = ((0,), (1, 3), (2, 4, 5))
-
-
-class ArchError(ValueError):
-    """A malformed architecture description (one line, names the problem and the fix)."""
 
 
 @dataclass(frozen=True, order=True)
