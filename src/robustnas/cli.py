@@ -1,0 +1,163 @@
+"""The ``robustnas`` command line.
+
+Heavy modules (torch, pandas) are imported inside the commands so that ``--help`` answers at once.
+Every user error is printed on one line and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Sequence
+
+DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+SPACES = ("nb201", "darts", "arnas")
+
+
+def _print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=None, sort_keys=False))
+
+
+# ---- arch --------------------------------------------------------------------------------------
+def cmd_arch_show(args: argparse.Namespace) -> None:
+    from robustnas.spaces import describe
+
+    info = describe(args.space, args.arch, args.dataset)
+    if args.json:
+        _print_json(info)
+        return
+    for key, value in info.items():
+        print(f"{key:>15}: {value}")
+
+
+def cmd_arch_convert(args: argparse.Namespace) -> None:
+    from robustnas.spaces import convert
+
+    print(convert(args.space, args.arch, args.to))
+
+
+def cmd_arch_sample(args: argparse.Namespace) -> None:
+    from robustnas.spaces import sample
+
+    for arch in sample(args.space, args.n, args.seed, unique=args.unique):
+        print(arch)
+
+
+# ---- data --------------------------------------------------------------------------------------
+def cmd_data_info(args: argparse.Namespace) -> None:
+    from robustnas.data import describe
+
+    info = describe(args.path)
+    if args.json:
+        _print_json(info)
+        return
+    for key, value in info.items():
+        print(f"{key:>12}: {value}")
+
+
+# ---- bench -------------------------------------------------------------------------------------
+def cmd_bench_query(args: argparse.Namespace) -> None:
+    from robustnas.bench import Benchmark
+
+    bench = Benchmark(args.data)
+    value = bench.query(args.arch, args.dataset, args.metric, eps=args.eps, severity=args.severity)
+    if args.json:
+        _print_json({"value": value})
+    else:
+        print(value)
+
+
+# ---- demo --------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> None:
+    from robustnas.demo import run_demo
+
+    run_demo(n=args.n, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robustnas",
+        description="Find neural network architectures that are both accurate and robust.",
+    )
+    parser.add_argument("--version", action="version", version="robustnas 0.1.0")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser("demo", help="sample NB201 architectures and show their cost and benchmark accuracy")
+    demo.add_argument("-n", type=int, default=8, help="number of architectures (default 8)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+
+    arch = commands.add_parser("arch", help="show, convert and sample architectures").add_subparsers(
+        dest="arch_command", metavar="ACTION", required=True
+    )
+    arch_help = (
+        "NB201: op-index tuple '(0, 2, 3, 2, 3, 1)', NB201 string or index 0..15624; "
+        "DARTS/ARNAS: genotype string, JSON, JSON file or a published name such as DARTS_V2"
+    )
+    show = arch.add_parser("show", help="describe an architecture: encodings, params, FLOPs")
+    show.add_argument("arch", help=arch_help)
+    show.add_argument("--space", choices=SPACES, default="nb201")
+    show.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(func=cmd_arch_show)
+
+    convert = arch.add_parser("convert", help="convert an architecture to another encoding")
+    convert.add_argument("arch", help=arch_help)
+    convert.add_argument("--space", choices=SPACES, default="nb201")
+    convert.add_argument("--to", required=True, choices=("tuple", "string", "index", "json"))
+    convert.set_defaults(func=cmd_arch_convert)
+
+    sample = arch.add_parser("sample", help="sample random architectures, one per line")
+    sample.add_argument("-n", type=int, default=10)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--space", choices=SPACES, default="nb201")
+    sample.add_argument("--unique", action="store_true", help="NB201: only isomorphism-class representatives")
+    sample.set_defaults(func=cmd_arch_sample)
+
+    data = commands.add_parser("data", help="inspect datasets").add_subparsers(
+        dest="data_command", metavar="ACTION", required=True
+    )
+    info = data.add_parser("info", help="format, splits, counts and shape of a dataset file or folder")
+    info.add_argument("path", help="CIFAR python folder, .npz, ImageFolder dir/.zip, Tiny-ImageNet, SVHN .mat, ImageNet16 folder")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_data_info)
+
+    bench = commands.add_parser("bench", help="query NB201 ground truth").add_subparsers(
+        dest="bench_command", metavar="ACTION", required=True
+    )
+    query = bench.add_parser("query", help="accuracy of an NB201 architecture under a metric")
+    query.add_argument("arch", help=arch_help)
+    query.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    query.add_argument(
+        "--metric", required=True,
+        help="clean, fgsm, pgd, apgd-ce, square, nats_test or a corruption name (e.g. gaussian_noise)",
+    )
+    query.add_argument("--eps", type=float, help="attack strength in units of 1/255 (attacks only)")
+    query.add_argument("--severity", type=int, help="corruption severity 1..5 (corruptions only)")
+    query.add_argument("--data", help="original NB201 files (default: the copy shipped in the package)")
+    query.add_argument("--json", action="store_true", help='print {"value": ...}')
+    query.set_defaults(func=cmd_bench_query)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    from robustnas.errors import RobustnasError
+
+    try:
+        func(args)
+    except RobustnasError as exc:
+        print(f"robustnas: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"robustnas: error: file not found: {exc.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("robustnas: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
