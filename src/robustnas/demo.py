@@ -42,13 +42,13 @@ def run_demo(n: int = 8, seed: int = 0, dataset: str = "cifar10") -> list[dict]:
         )
     table = Table(title=f"{n} random NAS-Bench-201 architectures ({dataset}, seed {seed})")
     for column in ("index", "NB201 string", "params (M)", "FLOPs (M)", "clean", f"PGD {PGD_EPS:g}/255", f"FGSM {FGSM_EPS:g}/255"):
-        table.add_column(column, justify="left" if column == "NB201 string" else "right")
+        table.add_column(column, justify="left" if column == "NB201 string" else "right", no_wrap=True)
     for row in rows:
         table.add_row(
             str(row["index"]), row["string"], f"{row['params_m']:.3f}", f"{row['flops_m']:.1f}",
             f"{row['clean']:.1%}", f"{row['pgd']:.1%}", f"{row['fgsm']:.1%}",
         )
-    console = Console(width=160)
+    console = Console(width=200)
     console.print(table)
     console.print(
         "Accuracies: NB201 networks after standard training, attacked by Jung et al. (ICLR 2023); "
