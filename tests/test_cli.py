@@ -86,3 +86,30 @@ def test_help_is_fast():
         capture_output=True, text=True,
     ).stdout.split()
     assert modules == ["False", "False"]
+
+
+def test_bench_query_contract(capsys):
+    code, out, _ = run(capsys, "bench", "query", "13433", "--dataset", "cifar10", "--metric", "pgd", "--eps", "1", "--json")
+    assert code == 0 and json.loads(out) == {"value": 0.336}
+    code, out, _ = run(capsys, "bench", "query", "13433", "--metric", "clean", "--json")
+    assert json.loads(out) == {"value": 0.893}
+
+
+def test_bench_query_bad_eps_is_one_line(capsys):
+    code, _, err = run(capsys, "bench", "query", "13433", "--metric", "pgd", "--eps", "1.5")
+    assert code == 2 and err.count("\n") == 1 and "0.1, 0.5, 1.0, 2.0, 3.0, 4.0, 8.0" in err
+
+
+def test_demo_prints_benchmark_values(capsys):
+    from robustnas.bench import Benchmark
+    from robustnas.demo import run_demo
+
+    rows = run_demo(n=3, seed=0)
+    out = capsys.readouterr().out
+    bench = Benchmark()
+    assert len(rows) == 3
+    for row in rows:
+        assert row["string"] in out
+        assert row["clean"] == bench.query(row["index"], "cifar10", "clean")
+        assert row["pgd"] == bench.query(row["index"], "cifar10", "pgd", eps=1.0)
+        assert f"{row['clean']:.1%}" in out
