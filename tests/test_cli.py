@@ -113,3 +113,20 @@ def test_demo_prints_benchmark_values(capsys):
         assert row["clean"] == bench.query(row["index"], "cifar10", "clean")
         assert row["pgd"] == bench.query(row["index"], "cifar10", "pgd", eps=1.0)
         assert f"{row['clean']:.1%}" in out
+
+
+@pytest.mark.parametrize("space, name, params", [("darts", "DARTS_V2", 3349342), ("arnas", "ARNAS", 4520394)])
+def test_arch_show_published_genotypes(capsys, tmp_path, space, name, params):
+    code, out, _ = run(capsys, "arch", "show", name, "--space", space, "--json")
+    info = json.loads(out)
+    assert code == 0 and round(info["params_m"] * 1e6) == params
+    # the JSON form written to a file reads back to the same genotype
+    genotype_file = tmp_path / "genotype.json"
+    genotype_file.write_text(run(capsys, "arch", "convert", name, "--space", space, "--to", "json")[1])
+    code, out, _ = run(capsys, "arch", "convert", str(genotype_file), "--space", space, "--to", "string")
+    assert code == 0 and out.strip() == info["string"]
+
+
+def test_darts_has_no_index(capsys):
+    code, _, err = run(capsys, "arch", "convert", "DARTS_V2", "--space", "darts", "--to", "index")
+    assert code == 2 and "exists only for NB201" in err

@@ -5,7 +5,9 @@ makes its network, ``describe``/``convert``/``sample`` serve the ``robustnas arc
 """
 from __future__ import annotations
 
+import os
 import random
+from pathlib import Path
 from typing import Any
 
 from robustnas.errors import ArchError, RobustnasError
@@ -37,13 +39,22 @@ def _genotype_type(space: str) -> Any:
 
 
 def parse(space: str, value: Any) -> Any:
-    """An architecture of ``space`` from any accepted form (see each type's ``parse``)."""
+    """An architecture of ``space`` from any accepted form (see each type's ``parse``).
+
+    A string naming an existing file is replaced by the file's text (a genotype or JSON file).
+    """
     _check(space)
+    if isinstance(value, str) and os.path.isfile(value):
+        value = Path(value).read_text().strip()
     return _genotype_type(space).parse(value)
 
 
 def build(space: str, arch: Any, dataset: str = "cifar10"):
-    """The evaluation network of ``arch`` for ``dataset`` (an ``nn.Module`` returning logits)."""
+    """The evaluation network of ``arch`` for ``dataset`` (an ``nn.Module`` returning logits).
+
+    Standard evaluation sizes: NB201 C=16, 5 cells per stage; DARTS C=36, 20 cells (DARTS paper);
+    ARNAS C=64, 20 cells (ARNAS code). No auxiliary head here; the trainer adds it on request.
+    """
     _check(space, dataset)
     arch = parse(space, arch)
     if space == "nb201":
@@ -51,12 +62,12 @@ def build(space: str, arch: Any, dataset: str = "cifar10"):
 
         return build_nb201(arch, dataset)
     if space == "darts":
-        from robustnas.spaces.darts import build_darts
+        from robustnas.spaces.darts import DartsNetwork
 
-        return build_darts(arch, num_classes=NUM_CLASSES[dataset])
-    from robustnas.spaces.arnas import build_arnas
+        return DartsNetwork(arch, C=36, layers=20, num_classes=NUM_CLASSES[dataset])
+    from robustnas.spaces.arnas import ArnasNetwork
 
-    return build_arnas(arch, num_classes=NUM_CLASSES[dataset])
+    return ArnasNetwork(arch, C=64, layers=20, num_classes=NUM_CLASSES[dataset])
 
 
 def describe(space: str, value: Any, dataset: str = "cifar10") -> dict[str, Any]:

@@ -1,0 +1,331 @@
+"""DARTS search space (Liu, Simonyan & Yang, ICLR 2019): genotypes, encodings, search moves, network.
+
+A genotype has a normal and a reduction cell. Each cell has 4 intermediate nodes numbered 2..5
+(0 and 1 are the outputs of the two previous cells); node k sums two (op, input) pairs whose inputs
+are distinct states < k, so a cell is 8 pairs, stored node by node, plus the concat list of the
+nodes whose outputs are concatenated (2..5 for every published genotype).
+
+Encodings (all lossless):
+
+* the DARTS ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...],
+  reduce_concat=[...])`` text (``range(2, 6)`` is accepted for a concat list); read with the ``ast``
+  module, never ``eval``;
+* a JSON object ``{"space": "darts", "normal": [["sep_conv_3x3", 0], ...], "normal_concat": [...], ...}``;
+* the name of a published genotype (``robustnas.spaces.genotypes``), e.g. ``"DARTS_V2"``.
+
+:class:`CellGenotype` holds what DARTS and ARNAS genotypes share; ARNAS (spaces/arnas.py) only
+changes the cell names and the op set.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import numbers
+import random
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from robustnas.errors import ArchError
+from robustnas.spaces.darts_ops import PRIMITIVES, CellNetwork, CellSpec, Pairs
+
+NODES = 4  # intermediate nodes per cell
+FIRST_NODE = 2  # nodes 0 and 1 are the cell inputs
+PAIRS_PER_CELL = 2 * NODES
+DEFAULT_CONCAT: tuple[int, ...] = tuple(range(FIRST_NODE, FIRST_NODE + NODES))
+
+G = TypeVar("G", bound="CellGenotype")
+
+
+class CellGenotype:
+    """Validation, text/JSON encodings and search moves shared by the DARTS-style genotypes.
+
+    Subclasses are frozen dataclasses with one ``<cell>`` and one ``<cell>_concat`` field per name in
+    ``CELLS`` (in that order) and set ``SPACE`` (the JSON tag), ``LABEL`` (for messages), ``OPS``
+    (accepted op names) and ``SAMPLE_OPS`` (ops drawn by :meth:`sample` and :meth:`mutate`).
+    """
+
+    SPACE: ClassVar[str]
+    LABEL: ClassVar[str]
+    CELLS: ClassVar[tuple[str, ...]]
+    OPS: ClassVar[tuple[str, ...]]
+    SAMPLE_OPS: ClassVar[tuple[str, ...]]
+
+    def __post_init__(self) -> None:
+        for cell in self.CELLS:
+            object.__setattr__(self, cell, self._checked_pairs(cell, getattr(self, cell)))
+            concat = f"{cell}_concat"
+            object.__setattr__(self, concat, self._checked_concat(concat, getattr(self, concat)))
+
+    # ---- validation ------------------------------------------------------------------------
+    def _checked_pairs(self, cell: str, value: Any) -> Pairs:
+        where = f"{self.LABEL} genotype, {cell} cell"
+        if not _is_sequence(value) or len(value) != PAIRS_PER_CELL:
+            count = len(value) if _is_sequence(value) else type(value).__name__
+            raise ArchError(
+                f"{where}: needs {PAIRS_PER_CELL} (op, input) pairs (2 for each of nodes 2..5), got {count}"
+            )
+        pairs = []
+        for position, pair in enumerate(value):
+            node = FIRST_NODE + position // 2
+            if not _is_sequence(pair) or len(pair) != 2:
+                raise ArchError(f"{where}, node {node}: each entry must be an (op, input) pair, got {pair!r}")
+            op, source = pair
+            if op not in self.OPS:
+                raise ArchError(f"{where}, node {node}: unknown op {op!r}; use one of {', '.join(self.OPS)}")
+            if not _is_integer(source) or not 0 <= source < node:
+                raise ArchError(
+                    f"{where}, node {node}: input {source!r} is out of range; node {node} reads states "
+                    f"0..{node - 1} (0, 1 = cell inputs, 2.. = earlier nodes)"
+                )
+            pairs.append((op, int(source)))
+        for position in range(0, PAIRS_PER_CELL, 2):
+            source = pairs[position][1]
+            if source == pairs[position + 1][1]:
+                raise ArchError(
+                    f"{where}, node {FIRST_NODE + position // 2}: both pairs read input {source}; the two "
+                    "inputs of a node must be distinct (DARTS keeps edges from distinct nodes)"
+                )
+        return tuple(pairs)
+
+    def _checked_concat(self, field: str, value: Any) -> tuple[int, ...]:
+        entries = tuple(value) if _is_sequence(value) or isinstance(value, range) else ()
+        valid = (
+            entries
+            and all(_is_integer(n) and n in DEFAULT_CONCAT for n in entries)
+            and all(a < b for a, b in zip(entries, entries[1:]))
+        )
+        if not valid:
+            raise ArchError(
+                f"{self.LABEL} genotype: {field} must list nodes from 2..5 in increasing order without "
+                f"repeats (usually [2, 3, 4, 5]), got {value!r}"
+            )
+        return tuple(int(n) for n in entries)
+
+    # ---- encodings -------------------------------------------------------------------------
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(name for cell in cls.CELLS for name in (cell, f"{cell}_concat"))
+
+    def to_string(self) -> str:
+        """The DARTS ``Genotype(...)`` text, e.g. ``Genotype(normal=[('sep_conv_3x3', 0), ...], ...)``."""
+        fields = (f"{name}={list(getattr(self, name))!r}" for name in self.field_names())
+        return f"Genotype({', '.join(fields)})"
+
+    __str__ = to_string
+
+    @classmethod
+    def from_string(cls: type[G], text: str) -> G:
+        """Read the ``Genotype(field=..., ...)`` text safely (``ast``, no ``eval``)."""
+        usage = f"expected Genotype({'=..., '.join(cls.field_names())}=...)"
+        try:
+            call = ast.parse(text.strip(), mode="eval").body
+        except SyntaxError as exc:
+            raise ArchError(f"cannot read {cls.LABEL} genotype text {text!r}: {exc.msg}; {usage}") from None
+        if not (isinstance(call, ast.Call) and _is_name(call.func, "Genotype")):
+            raise ArchError(f"cannot read {cls.LABEL} genotype text {text!r}: {usage}")
+        if call.args or any(keyword.arg is None for keyword in call.keywords):
+            raise ArchError(f"{cls.LABEL} genotype text must name every field as a keyword: {usage}")
+        return cls._from_fields({kw.arg: _literal(kw.arg, kw.value) for kw in call.keywords})
+
+    def to_json(self) -> dict:
+        data: dict[str, Any] = {"space": self.SPACE}
+        for cell in self.CELLS:
+            data[cell] = [list(pair) for pair in getattr(self, cell)]
+            data[f"{cell}_concat"] = list(getattr(self, f"{cell}_concat"))
+        return data
+
+    @classmethod
+    def from_json(cls: type[G], data: dict) -> G:
+        if not isinstance(data, dict) or data.get("space", cls.SPACE) != cls.SPACE:
+            raise ArchError(
+                f"not a {cls.LABEL} genotype JSON object (needs \"space\": \"{cls.SPACE}\"): {data!r}"
+            )
+        return cls._from_fields({k: v for k, v in data.items() if k != "space"}, ignore_unknown=True)
+
+    @classmethod
+    def _from_fields(cls: type[G], values: dict[str, Any], ignore_unknown: bool = False) -> G:
+        expected = cls.field_names()
+        missing = [name for name in expected if name not in values]
+        unknown = [name for name in values if name not in expected]
+        problems = [f"missing {', '.join(missing)}"] if missing else []
+        if unknown and not ignore_unknown:
+            problems.append(f"unknown {', '.join(unknown)}")
+        if problems:
+            raise ArchError(
+                f"{cls.LABEL} genotype fields: {'; '.join(problems)}; expected {', '.join(expected)}"
+            )
+        return cls(**{name: values[name] for name in expected})
+
+    @classmethod
+    def published(cls: type[G]) -> dict[str, G]:
+        """Published genotypes of this space by name (``robustnas.spaces.genotypes``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def parse(cls: type[G], value: Any) -> G:
+        """Accept a genotype, its ``Genotype(...)`` text, its JSON object or text, or a published name."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            return cls.from_json(value)
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                try:
+                    data = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ArchError(f"cannot read {cls.LABEL} genotype JSON {text!r}: {exc}") from None
+                return cls.from_json(data)
+            if text.startswith("Genotype"):
+                return cls.from_string(text)
+            published = cls.published()
+            name = text.upper().replace("-", "_")
+            if name in published:
+                return published[name]
+        names = ", ".join(cls.published())
+        raise ArchError(
+            f"cannot read {cls.LABEL} genotype {value!r}: give a published name ({names}), "
+            f"a Genotype({cls.CELLS[0]}=[...], ...) text or its JSON object"
+        )
+
+    # ---- search moves ----------------------------------------------------------------------
+    @classmethod
+    def sample(cls: type[G], rng: random.Random) -> G:
+        """Uniform random genotype: per node two distinct inputs and two ops from ``SAMPLE_OPS``."""
+        fields: dict[str, Any] = {}
+        for cell in cls.CELLS:
+            fields[cell] = tuple(
+                (rng.choice(cls.SAMPLE_OPS), source)
+                for node in range(FIRST_NODE, FIRST_NODE + NODES)
+                for source in rng.sample(range(node), 2)
+            )
+            fields[f"{cell}_concat"] = DEFAULT_CONCAT
+        return cls(**fields)
+
+    def neighbours(self: G) -> list[G]:
+        """All genotypes one move away: one pair of one cell gets a different op (input kept) or a
+        different input that its node does not read yet (op kept); concat lists are kept."""
+        result = []
+        for cell in self.CELLS:
+            pairs = getattr(self, cell)
+            for position, (op, source) in enumerate(pairs):
+                node, sibling = FIRST_NODE + position // 2, pairs[position ^ 1][1]
+                ops = [other for other in self.SAMPLE_OPS if other != op]
+                inputs = [other for other in range(node) if other not in (source, sibling)]
+                result += [self._with(cell, position, (other, source)) for other in ops]
+                result += [self._with(cell, position, (op, other)) for other in inputs]
+        return result
+
+    def mutate(self: G, rng: random.Random) -> G:
+        """A uniformly chosen neighbour (see :meth:`neighbours`); the parent is left unchanged."""
+        return rng.choice(self.neighbours())
+
+    def _with(self: G, cell: str, position: int, pair: tuple[str, int]) -> G:
+        pairs = list(getattr(self, cell))
+        pairs[position] = pair
+        return dataclasses.replace(self, **{cell: tuple(pairs)})
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple))
+
+
+def _is_integer(value: Any) -> bool:
+    """True for ints (numpy ints included), False for bools."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_name(node: ast.expr, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _literal(field: str, node: ast.expr) -> Any:
+    """A literal field value; ``range(a, b)`` (as in the published genotype files) becomes a tuple."""
+    try:
+        if isinstance(node, ast.Call) and _is_name(node.func, "range"):
+            if node.keywords:
+                raise ValueError("range() takes no keywords")
+            values = range(*(ast.literal_eval(arg) for arg in node.args))
+            if len(values) > NODES:
+                raise ValueError("range() longer than a concat list")
+            return tuple(values)
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError):
+        raise ArchError(
+            f"genotype text field {field}={ast.unparse(node)} is not a literal; write lists of "
+            "('op', input) pairs and concat lists like [2, 3, 4, 5] or range(2, 6)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class DartsGenotype(CellGenotype):
+    """A DARTS genotype: normal and reduction cells, immutable and hashable (tuples only)."""
+
+    normal: Pairs
+    normal_concat: tuple[int, ...]
+    reduce: Pairs
+    reduce_concat: tuple[int, ...]
+
+    SPACE: ClassVar[str] = "darts"
+    LABEL: ClassVar[str] = "DARTS"
+    CELLS: ClassVar[tuple[str, ...]] = ("normal", "reduce")
+    OPS: ClassVar[tuple[str, ...]] = PRIMITIVES
+    # A discretised DARTS cell never keeps `none` (DARTS §2.4), so searches draw from the other 7.
+    SAMPLE_OPS: ClassVar[tuple[str, ...]] = tuple(op for op in PRIMITIVES if op != "none")
+
+    @classmethod
+    def published(cls) -> dict[str, "DartsGenotype"]:
+        from robustnas.spaces.genotypes import DARTS_GENOTYPES  # genotypes.py imports this module
+
+        return DARTS_GENOTYPES
+
+
+def reduction_cells(layers: int) -> tuple[int, int]:
+    """Indices of the two reduction cells, ⌊L/3⌋ and ⌊2L/3⌋ (DARTS and ARNAS)."""
+    return layers // 3, 2 * layers // 3
+
+
+def check_network_size(label: str, channels: int, layers: int, num_classes: int) -> None:
+    """Reject sizes the cell networks cannot build (two distinct reduction cells need L >= 3)."""
+    if channels < 1 or layers < 3 or num_classes < 1:
+        raise ArchError(
+            f"{label} network needs C >= 1, layers >= 3 (reductions at L//3 and 2L//3) and num_classes >= 1, "
+            f"got C={channels}, layers={layers}, num_classes={num_classes}"
+        )
+
+
+def cell_channels(channels: int, layers: int) -> tuple[int, ...]:
+    """Channels per node of every cell: C, doubled at each reduction (C : 2C : 4C)."""
+    first, second = reduction_cells(layers)
+    return tuple(channels * (1 + (i >= first)) * (1 + (i >= second)) for i in range(layers))
+
+
+class DartsNetwork(CellNetwork):
+    """The DARTS CIFAR evaluation network (``NetworkCIFAR`` of the DARTS code) for one genotype.
+
+    Stem 3x3 conv to 3C + BN, ``layers`` cells (reduction cells at ⌊L/3⌋ and ⌊2L/3⌋ double the
+    channels), global average pool, linear classifier; the optional auxiliary head reads cell ⌊2L/3⌋.
+    Takes a normalised [N, 3, 32, 32] batch and returns logits, or ``(logits, aux_logits)`` in training
+    mode when ``auxiliary`` is on. ``drop_path_prob`` is a settable attribute (DARTS schedules it).
+    """
+
+    def __init__(
+        self,
+        genotype: DartsGenotype | str | dict,
+        C: int = 36,
+        layers: int = 20,
+        num_classes: int = 10,
+        auxiliary: bool = False,
+        drop_path_prob: float = 0.0,
+    ):
+        genotype = DartsGenotype.parse(genotype)
+        check_network_size("DARTS", C, layers, num_classes)
+        reductions = reduction_cells(layers)
+        specs = []
+        for index, width in enumerate(cell_channels(C, layers)):
+            cell = "reduce" if index in reductions else "normal"
+            pairs, concat = getattr(genotype, cell), getattr(genotype, f"{cell}_concat")
+            specs.append(CellSpec(pairs, concat, width, reduction=cell == "reduce"))
+        super().__init__(specs, 3 * C, num_classes, auxiliary, reductions[1], drop_path_prob)
+        self.genotype = genotype

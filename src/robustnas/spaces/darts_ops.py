@@ -1,0 +1,267 @@
+"""The standard DARTS operations, cell and CIFAR cell network, shared by the DARTS and ARNAS spaces.
+
+Definitions follow Liu et al., "DARTS: Differentiable Architecture Search" (ICLR 2019) and spec
+crose-and-arnas.md §B.1: ``sep_conv`` = two stacked ReLU-depthwise-pointwise-BN blocks, ``dil_conv`` =
+ReLU-dilated depthwise (dilation 2)-pointwise-BN, ``skip_connect`` with stride 2 = FactorizedReduce,
+pooling with padding 1 (average pooling excludes the padding).
+
+Module and attribute names (``stem``, ``cells.<i>.preprocess0``, ``cells.<i>._ops.<k>.op``,
+``auxiliary_head``, ``classifier``) mirror the official DARTS / ARNAS models, so state dicts of the
+official checkpoints have the same keys.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+# The 8 DARTS primitives in the order of the DARTS code (cnn/genotypes.py PRIMITIVES).
+PRIMITIVES: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+
+
+class _OpModule(nn.Module):
+    """An op whose layers live in ``self.op`` (the official attribute name, kept for state-dict keys)."""
+
+    op: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class ReLUConvBN(_OpModule):
+    """ReLU -> conv (no bias) -> BN; the 1x1 version preprocesses the cell inputs."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class DilConv(_OpModule):
+    """ReLU -> dilated depthwise conv -> pointwise conv -> BN."""
+
+    def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, kernel, stride=stride, padding=padding, dilation=dilation, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+        )
+
+
+class SepConv(_OpModule):
+    """Two stacked ReLU -> depthwise -> pointwise -> BN blocks; only the first one has the stride."""
+
+    def __init__(self, c: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, kernel, stride=stride, padding=padding, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, kernel, stride=1, padding=padding, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+        )
+
+
+class Zero(nn.Module):
+    """The ``none`` op: zeros with the output shape of a stride-``stride`` op."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution with two 1x1 stride-2 convs on pixel grids offset by one, concatenated."""
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True):
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+
+
+OpFactory = Callable[[int, int, bool], nn.Module]
+OPS: dict[str, OpFactory] = {
+    "none": lambda c, stride, affine: Zero(stride),
+    "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
+    "avg_pool_3x3": lambda c, stride, affine: nn.AvgPool2d(
+        3, stride=stride, padding=1, count_include_pad=False
+    ),
+    "skip_connect": lambda c, stride, affine: (
+        nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+    ),
+    "sep_conv_3x3": lambda c, stride, affine: SepConv(c, 3, stride, 1, affine),
+    "sep_conv_5x5": lambda c, stride, affine: SepConv(c, 5, stride, 2, affine),
+    "dil_conv_3x3": lambda c, stride, affine: DilConv(c, 3, stride, 2, 2, affine),
+    "dil_conv_5x5": lambda c, stride, affine: DilConv(c, 5, stride, 4, 2, affine),
+}
+
+
+def make_op(name: str, channels: int, stride: int, affine: bool = True) -> nn.Module:
+    """Build one DARTS primitive on ``channels`` channels (stride 2 inside reduction cells)."""
+    return OPS[name](channels, stride, affine)
+
+
+def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
+    """Zero whole samples with probability ``drop_prob`` and rescale the rest (DARTS utils.drop_path)."""
+    keep_prob = 1.0 - drop_prob
+    mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep_prob)
+    return x / keep_prob * mask
+
+
+Pairs = tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One cell of a network: its (op, input) pairs, concat list, channels per node and whether it reduces."""
+
+    pairs: Pairs
+    concat: tuple[int, ...]
+    channels: int
+    reduction: bool
+
+
+class Cell(nn.Module):
+    """A discrete DARTS cell: node k (2..) = op_a(state[in_a]) + op_b(state[in_b]); output = concat.
+
+    States 0 and 1 are the outputs of the two previous cells after preprocessing (FactorizedReduce
+    for state 0 when the previous cell reduced, else a 1x1 ReLUConvBN).
+    """
+
+    def __init__(self, spec: CellSpec, c_prev_prev: int, c_prev: int, reduction_prev: bool):
+        super().__init__()
+        c = spec.channels
+        if reduction_prev:
+            self.preprocess0: nn.Module = FactorizedReduce(c_prev_prev, c)
+        else:
+            self.preprocess0 = ReLUConvBN(c_prev_prev, c, 1, 1, 0)
+        self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0)
+        self._ops = nn.ModuleList(
+            make_op(name, c, 2 if spec.reduction and source < 2 else 1) for name, source in spec.pairs
+        )
+        self._indices = tuple(source for _, source in spec.pairs)
+        self._concat = spec.concat
+        self.out_channels = len(spec.concat) * c
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for node in range(len(self._ops) // 2):
+            total = 0
+            for k in (2 * node, 2 * node + 1):
+                op = self._ops[k]
+                h = op(states[self._indices[k]])
+                if self.training and drop_prob > 0 and not isinstance(op, nn.Identity):
+                    h = drop_path(h, drop_prob)
+                total = total + h
+            states.append(total)
+        return torch.cat([states[i] for i in self._concat], dim=1)
+
+
+class AuxiliaryHeadCIFAR(nn.Module):
+    """The DARTS auxiliary classifier; expects an 8x8 feature map (32x32 CIFAR input)."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),  # 8x8 -> 2x2
+            nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=False),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class CellNetwork(nn.Module):
+    """CIFAR cell network: 3x3 stem conv to ``stem_channels`` + BN, the cells, global pool, linear.
+
+    Input: a normalised batch [N, 3, H, W] (H = W = 32 for the auxiliary head). Output: logits
+    [N, num_classes]; when the auxiliary head is enabled and the module is in training mode the
+    output is the pair ``(logits, aux_logits)`` as in DARTS, with the auxiliary head reading the
+    output of cell ``aux_cell``. ``drop_path_prob`` (settable) applies DARTS drop-path in training.
+    """
+
+    def __init__(
+        self,
+        cells: list[CellSpec],
+        stem_channels: int,
+        num_classes: int,
+        auxiliary: bool,
+        aux_cell: int,
+        drop_path_prob: float,
+    ):
+        super().__init__()
+        self.drop_path_prob = float(drop_path_prob)
+        self._aux_cell = aux_cell
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, stem_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(stem_channels),
+        )
+        self.cells = nn.ModuleList()
+        c_prev_prev = c_prev = stem_channels
+        reduction_prev = False
+        for index, spec in enumerate(cells):
+            cell = Cell(spec, c_prev_prev, c_prev, reduction_prev)
+            self.cells.append(cell)
+            c_prev_prev, c_prev, reduction_prev = c_prev, cell.out_channels, spec.reduction
+            if index == aux_cell:
+                aux_channels = c_prev
+        self.auxiliary_head = AuxiliaryHeadCIFAR(aux_channels, num_classes) if auxiliary else None
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        aux_logits = None
+        s0 = s1 = self.stem(x)
+        for index, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if index == self._aux_cell and self.auxiliary_head is not None and self.training:
+                aux_logits = self.auxiliary_head(s1)
+        logits = self.classifier(self.global_pooling(s1).flatten(1))
+        return logits if aux_logits is None else (logits, aux_logits)
+
+
+def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:
+    """Number of parameters; like DARTS ``utils.count_parameters_in_MB`` it skips the auxiliary head.
+
+    The published DARTS (3.3 M) and ARNAS (4.52 M) sizes are counted this way.
+    """
+    return sum(
+        p.numel() for name, p in model.named_parameters() if include_auxiliary or "auxiliary" not in name
+    )
