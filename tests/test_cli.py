@@ -130,3 +130,17 @@ def test_arch_show_published_genotypes(capsys, tmp_path, space, name, params):
 def test_darts_has_no_index(capsys):
     code, _, err = run(capsys, "arch", "convert", "DARTS_V2", "--space", "darts", "--to", "index")
     assert code == 2 and "exists only for NB201" in err
+
+
+def test_data_info(capsys, shared_data):
+    code, out, _ = run(capsys, "data", "info", str(shared_data / "cifar10" / "cifar10-raw-subset.npz"), "--json")
+    info = json.loads(out)
+    assert code == 0 and info["format"] == "npz" and info["dataset"] == "cifar10"
+    assert info["splits"]["train"]["images"] == 5170 and info["splits"]["test"]["images"] == 1017
+    code, out, _ = run(capsys, "data", "info", str(shared_data / "cifar10" / "cifar10-raw-subset.npz"))
+    assert "train: 5170 images of 32x32x3" in out
+
+
+def test_data_info_missing_path(capsys, tmp_path):
+    code, _, err = run(capsys, "data", "info", str(tmp_path / "nope.npz"))
+    assert code == 2 and err.count("\n") == 1 and "nope.npz" in err

@@ -51,8 +51,14 @@ def cmd_data_info(args: argparse.Namespace) -> None:
     if args.json:
         _print_json(info)
         return
-    for key, value in info.items():
-        print(f"{key:>12}: {value}")
+    classes = info["classes"]
+    shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+    print(f"{'path':>8}: {info['path']}\n{'format':>8}: {info['format']}\n{'dataset':>8}: {info['dataset']}")
+    print(f"{'classes':>8}: {len(classes)} ({shown})")
+    for split, stats in info["splits"].items():
+        per_class = stats["per_class"]
+        shape = "x".join(str(d) for d in stats["image_shape"])
+        print(f"{split:>8}: {stats['images']} images of {shape}, {min(per_class)}..{max(per_class)} per class")
 
 
 # ---- bench -------------------------------------------------------------------------------------
