@@ -15,7 +15,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	    echo "found an installed torch: the venv will use it"; \
 	    $(PYTHON) -m venv --system-site-packages $(VENV); \
 	  else $(PYTHON) -m venv $(VENV); fi; fi
-	@if $(PYTHON) -c 'import torch' 2>/dev/null; then \
+	@if $(PY) -c 'import torch' 2>/dev/null; then \
+	  echo "keeping torch $$($(PY) -c 'import torch; print(torch.__version__)')"; \
 	  $(PY) -m pip install -q -e '.[dev]'; \
 	else $(PY) -m pip install -q -c constraints.txt -e '.[dev]'; fi
 	@touch $@
