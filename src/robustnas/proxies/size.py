@@ -1,0 +1,29 @@
+"""Data-free baseline proxies: params, flops (tensorwatch rules, spec §1.5) and l2_norm (§1.9)."""
+from __future__ import annotations
+
+from robustnas.proxies.evaluation import Evaluation, weight_layers
+from robustnas.proxies.registry import register
+from robustnas.spaces.counting import count
+
+
+def _counts(ev: Evaluation):
+    """Counts for one image of the batch's shape, on a copy (counting switches to eval mode)."""
+    return ev.memo("counts", lambda: count(ev.fresh_copy(), (1, *ev.x.shape[1:])))
+
+
+@register("params", needs_data=False, needs_labels=False, higher_is_better=True, cost="1 forward, batch 1")
+def params(ev: Evaluation) -> float:
+    """Parameters of the modules that run, in millions (NAS-Bench-Suite-Zero units)."""
+    return _counts(ev).params_m
+
+
+@register("flops", needs_data=False, needs_labels=False, higher_is_better=True, cost="1 forward, batch 1")
+def flops(ev: Evaluation) -> float:
+    """FLOPs of one image in millions, tensorwatch rules (MACs for conv/linear, see spaces.counting)."""
+    return _counts(ev).flops_m
+
+
+@register("l2_norm", needs_data=False, needs_labels=False, higher_is_better=True, cost="no pass")
+def l2_norm(ev: Evaluation) -> float:
+    """Sum over Conv2d/Linear layers of the Frobenius norm of the weights (not squared)."""
+    return float(sum(layer.weight.detach().norm() for layer in weight_layers(ev.model)))
