@@ -73,6 +73,53 @@ def cmd_bench_query(args: argparse.Namespace) -> None:
         print(value)
 
 
+# ---- scoring runs ------------------------------------------------------------------------------
+def cmd_score(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from robustnas.errors import RobustnasError
+    from robustnas.proxies import resolve
+    from robustnas.scoring import ScoreSettings, run_scoring, select_archs, shard, summary_table
+
+    if args.data is None and args.dataset != "cifar10":
+        raise RobustnasError(f"the embedded sample is CIFAR-10; give --data for {args.dataset}")
+    if args.batch_size < 1:
+        raise RobustnasError(f"--batch-size must be >= 1, got {args.batch_size}")
+    settings = ScoreSettings(
+        space=args.space,
+        dataset=args.dataset,
+        data=str(Path(args.data).resolve()) if args.data else None,
+        proxies=tuple(resolve(args.proxies)),
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+    )
+    archs = shard(select_archs(args.space, args.archs, args.seed), args.shard)
+    result = run_scoring(settings, archs, Path(args.out), workers=args.workers)
+    print(
+        f"{result['archs']} architectures, {result['computed']} computed now "
+        f"({result['archs'] - result['computed']} already stored) in {result['seconds']:.1f} s -> {args.out}"
+    )
+    print(summary_table(Path(args.out)).to_string(float_format=lambda v: f"{v:.6g}"))
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from robustnas.scoring import merge
+
+    for run_dir, added, skipped in merge([Path(p) for p in args.runs], Path(args.out)):
+        print(f"{run_dir}: {added} rows added, {skipped} already present")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from robustnas.scoring import export
+
+    print(export(Path(args.run), Path(args.out)))
+
+
 # ---- demo --------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> None:
     from robustnas.demo import run_demo
@@ -87,6 +134,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version="robustnas 0.1.0")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    score = commands.add_parser("score", help="compute zero-cost proxies for many architectures (resumable)")
+    score.add_argument("--space", choices=SPACES, default="nb201")
+    score.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    score.add_argument("--data", help="dataset file or folder (default: the embedded CIFAR-10 sample)")
+    score.add_argument("--proxies", default="all", help="all, or a comma-separated list of proxy names")
+    score.add_argument(
+        "--archs", default="unique",
+        help="all | unique (NB201) | sample:N | FILE with one architecture per line (default unique)",
+    )
+    score.add_argument("--batch-size", type=int, default=64)
+    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--out", required=True, help="run directory (created, or resumed when it exists)")
+    score.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    score.add_argument("--shard", help="i/N: score only every N-th architecture starting at i")
+    score.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    score.set_defaults(func=cmd_score)
+
+    merge = commands.add_parser("merge", help="join the run directories of shards into one")
+    merge.add_argument("runs", nargs="+", help="run directories of the shards")
+    merge.add_argument("--out", required=True, help="merged run directory")
+    merge.set_defaults(func=cmd_merge)
+
+    export = commands.add_parser("export", help="write a run as a table: one row per architecture")
+    export.add_argument("run", help="run directory")
+    export.add_argument("--out", required=True, help="FILE.csv or FILE.parquet")
+    export.set_defaults(func=cmd_export)
 
     demo = commands.add_parser("demo", help="sample NB201 architectures and show their cost and benchmark accuracy")
     demo.add_argument("-n", type=int, default=8, help="number of architectures (default 8)")

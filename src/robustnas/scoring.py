@@ -1,0 +1,276 @@
+"""Scoring runs: proxies for many architectures, every value stored the moment it exists.
+
+A run directory holds ``store.sqlite`` (the results, robustnas.store) and ``run.json`` (the
+settings). Started again with the same settings, a run skips every (architecture, proxy) already
+stored, so a run killed at any moment (even ``kill -9``) finishes without recomputing finished
+work and without losing or duplicating a row.
+
+Determinism: one seeded batch for the whole run (training split, crop+flip augmentation as in
+NAS-Bench-Suite-Zero), and each network initialised from a seed derived from (seed, architecture),
+so a value does not depend on the order, the shard or the worker that computed it. On CPU, values are
+bit-identical for the same seed and the same ``--workers`` (the thread count per worker follows it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from robustnas.errors import RobustnasError
+
+STORE_FILE = "store.sqlite"
+SETTINGS_FILE = "run.json"
+RUN = "score"
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """Everything that determines the values of a scoring run (stored in run.json)."""
+
+    space: str
+    dataset: str
+    data: str | None
+    proxies: tuple[str, ...]
+    batch_size: int
+    seed: int
+    device: str = "cpu"
+
+    def value_config(self) -> dict[str, Any]:
+        """The settings a stored value depends on (proxy list and device excluded)."""
+        return {"space": self.space, "dataset": self.dataset, "data": self.data, "batch_size": self.batch_size}
+
+
+# ---- architectures ---------------------------------------------------------------------------
+def select_archs(space: str, spec: str, seed: int) -> list[str]:
+    """Canonical strings of the architectures named by ``all``, ``unique``, ``sample:N`` or a file."""
+    from robustnas import spaces
+
+    if spec in ("all", "unique"):
+        if space != "nb201":
+            raise RobustnasError(f"--archs {spec} exists only for NB201; use sample:N or a genotype file for {space}")
+        from robustnas.spaces.nb201 import NUM_ARCHS, NB201Arch, unique_indices
+
+        indices = range(NUM_ARCHS) if spec == "all" else unique_indices()
+        return [NB201Arch.from_index(int(i)).to_string() for i in indices]
+    if spec.startswith("sample:"):
+        count = spec.partition(":")[2]
+        if not count.isdigit() or int(count) < 1:
+            raise RobustnasError(f"--archs sample:N needs a positive N, got {spec!r}")
+        unique = space == "nb201"
+        return [str(a) for a in spaces.sample(space, int(count), seed, unique=unique)]
+    path = Path(spec)
+    if not path.is_file():
+        raise RobustnasError(f"--archs {spec!r}: not all, unique, sample:N or an existing file")
+    archs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                archs.append(str(spaces.parse(space, line.strip())))
+            except RobustnasError as error:
+                raise RobustnasError(f"{path}:{number}: {error}") from None
+    if not archs:
+        raise RobustnasError(f"{path}: no architectures (one per line expected)")
+    return list(dict.fromkeys(archs))
+
+
+def shard(archs: list[str], spec: str | None) -> list[str]:
+    """Architectures of shard ``i/N`` (every N-th, starting at i; i counts from 0)."""
+    if spec is None:
+        return archs
+    index, _, total = spec.partition("/")
+    if not (index.isdigit() and total.isdigit()) or not 0 <= int(index) < int(total):
+        raise RobustnasError(f"--shard must look like i/N with 0 <= i < N, got {spec!r}")
+    return archs[int(index) :: int(total)]
+
+
+# ---- one architecture ------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(settings: ScoreSettings, threads: int) -> None:
+    """Load the data and fix the thread count once per worker process."""
+    import torch
+
+    from robustnas.data import load_dataset, normalization, sample_batch
+
+    torch.set_num_threads(threads)
+    images = load_dataset(settings.data, _data_name(settings), split="train")
+    x, y = sample_batch(images, settings.batch_size, settings.seed, augment=True)
+    mean, std = normalization(settings.dataset)
+    mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    _WORKER.update(settings=settings, x=((x - mean_t) / std_t).to(settings.device), y=y.to(settings.device))
+
+
+def _data_name(settings: ScoreSettings) -> str | None:
+    return settings.dataset if settings.data is not None else None
+
+
+def arch_seed(seed: int, arch: str) -> int:
+    """The network-initialisation seed of one architecture in a run."""
+    return zlib.crc32(f"{seed}:{arch}".encode())
+
+
+def _score_one(job: tuple[str, tuple[str, ...]]) -> tuple[str, dict[str, float], dict[str, str], float]:
+    import torch
+
+    from robustnas import spaces
+    from robustnas.proxies import score
+
+    arch, proxies = job
+    settings: ScoreSettings = _WORKER["settings"]
+    start = time.perf_counter()
+    torch.manual_seed(arch_seed(settings.seed, arch))
+    net = spaces.build(settings.space, arch, settings.dataset).to(settings.device)
+    values = score(net, _WORKER["x"], _WORKER["y"], proxies=proxies, seed=settings.seed)
+    return arch, dict(values), values.reasons, time.perf_counter() - start
+
+
+# ---- the run ---------------------------------------------------------------------------------
+def open_run(out: Path, settings: ScoreSettings):
+    """Create or reopen RUN_DIR; settings that change stored values must match the stored ones."""
+    from robustnas.store import Store
+
+    out.mkdir(parents=True, exist_ok=True)
+    settings_file = out / SETTINGS_FILE
+    if settings_file.exists():
+        stored = json.loads(settings_file.read_text())
+        mine = asdict(settings)
+        changed = [k for k in ("space", "dataset", "data", "batch_size", "seed") if stored.get(k) != mine[k]]
+        if changed:
+            diffs = ", ".join(f"{k} {stored.get(k)!r} -> {mine[k]!r}" for k in changed)
+            raise RobustnasError(f"{out} holds a run with other settings ({diffs}); give another --out")
+    settings_file.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+    store = Store(out / STORE_FILE)
+    store.ensure_run(RUN, {"settings": asdict(settings), "argv": sys.argv})
+    return store
+
+
+def todo(store, settings: ScoreSettings, archs: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """(arch, proxies still missing) for every architecture with missing values."""
+    from robustnas.store import Key
+
+    config = store.add_config(settings.value_config())
+    keys = [Key(a, p, settings.seed, config) for a in archs for p in settings.proxies]
+    missing: dict[str, list[str]] = {}
+    for key in store.missing(RUN, keys):
+        missing.setdefault(key.arch, []).append(key.quantity)
+    return [(arch, tuple(proxies)) for arch, proxies in missing.items()]
+
+
+def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: int = 1) -> dict[str, Any]:
+    """Score ``archs``, storing each architecture's values as soon as they exist; returns a summary."""
+    from robustnas.store import Result
+
+    if workers < 1:
+        raise RobustnasError(f"--workers must be >= 1, got {workers}")
+    with open_run(out, settings) as store:
+        jobs = todo(store, settings, archs)
+        config = store.add_config(settings.value_config())
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        start = time.perf_counter()
+        with _progress(len(archs), len(archs) - len(jobs)) as advance:
+            for arch, values, reasons, _ in _results(settings, jobs, workers, threads):
+                rows = [
+                    Result(arch, name, settings.seed, config, value, reasons.get(name))
+                    for name, value in values.items()
+                ]
+                store.put_many(RUN, rows)
+                advance()
+        return {"archs": len(archs), "computed": len(jobs), "seconds": time.perf_counter() - start}
+
+
+def _results(settings: ScoreSettings, jobs: list, workers: int, threads: int) -> Iterator[tuple]:
+    if workers == 1:
+        _init_worker(settings, threads)
+        yield from map(_score_one, jobs)
+        return
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(settings, threads)) as pool:
+        yield from pool.map(_score_one, jobs, chunksize=1)
+
+
+class _progress:
+    """A rich progress bar (rate and ETA) on stderr; a no-op when stderr is not a terminal."""
+
+    def __init__(self, total: int, done: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        console = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(), console=console, disable=not console.is_terminal,
+        )
+        self.task = self.bar.add_task("score", total=total, completed=done, rate="")
+        self.start, self.count = time.perf_counter(), 0
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self.advance
+
+    def advance(self) -> None:
+        self.count += 1
+        rate = self.count / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.update(self.task, advance=1, rate=f"{rate:.2f} arch/s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+
+def summary_table(out: Path):
+    """One row per proxy: count, NaNs, min / median / max (for the end-of-run table)."""
+    from robustnas.store import Store
+
+    with Store(out / STORE_FILE) as store:
+        frame = store.frame(RUN)
+    grouped = frame.groupby("quantity")["value"]
+    table = grouped.agg(["count", "size", "min", "median", "max"])
+    table["nan"] = table["size"] - table["count"]
+    return table.drop(columns="size")
+
+
+def export(run_dir: Path, out: Path) -> Path:
+    """One row per architecture (column ``arch``) and one column per proxy, as .csv or .parquet."""
+    from robustnas.proxies import resolve
+    from robustnas.store import Store
+
+    if out.suffix not in (".csv", ".parquet"):
+        raise RobustnasError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    _require_run_dir(run_dir)
+    with Store(run_dir / STORE_FILE) as store:
+        wide = store.wide_frame(RUN)
+    order = [p for p in resolve("all") if p in wide.columns]
+    wide = wide[order].rename_axis("arch").reset_index()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    wide.to_csv(out, index=False) if out.suffix == ".csv" else wide.to_parquet(out, index=False)
+    return out
+
+
+def merge(run_dirs: list[Path], out: Path) -> list[tuple[Path, int, int]]:
+    """Join shard runs into ``out`` (no duplicates); returns (shard, added, skipped) per shard."""
+    from robustnas.store import Store
+
+    settings = []
+    for run_dir in run_dirs:
+        _require_run_dir(run_dir)
+        settings.append(json.loads((run_dir / SETTINGS_FILE).read_text()))
+    if any(s != settings[0] for s in settings):
+        raise RobustnasError("the runs to merge have different settings (run.json); merge only shards of one run")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SETTINGS_FILE).write_text(json.dumps(settings[0], indent=2) + "\n")
+    report = []
+    with Store(out / STORE_FILE) as store:
+        for run_dir in run_dirs:
+            merged = store.merge(run_dir / STORE_FILE)
+            report.append((run_dir, merged.added, merged.skipped))
+    return report
+
+
+def _require_run_dir(run_dir: Path) -> None:
+    if not (run_dir / STORE_FILE).is_file() or not (run_dir / SETTINGS_FILE).is_file():
+        raise RobustnasError(f"{run_dir} is not a scoring run directory (no {STORE_FILE} / {SETTINGS_FILE})")
