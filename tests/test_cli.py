@@ -60,7 +60,7 @@ def test_arch_sample_is_seeded_and_unique(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["arch", "show", "(1, 2)"], "6 entries"),
+        (["arch", "show", "(1, 2)"], "6 integer entries"),
         (["arch", "show", "99999"], "0..15624"),
         (["arch", "sample", "-n", "3", "--space", "darts", "--unique"], "--unique exists only for NB201"),
         (["arch", "convert", "13433", "--space", "nb201", "--to", "json"], None),

@@ -49,8 +49,14 @@ def test_parse_accepts_every_form():
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ((0, 2, 3), "6 entries"),
-        ((0, 2, 3, 2, 3, 7), "6 entries in 0..4"),
+        ((0, 2, 3), "6 integer entries"),
+        ((0, 2, 3, 2, 3, 7), "6 integer entries in 0..4"),
+        ((0, 2, 3, 2, 3, 1.0), "integer entries"),
+        ((True, 2, 3, 2, 3, 1), "integer entries"),
+        ("(0, 'a', 3, 2, 3, 1)", "integer entries"),
+        ("(1e400, 2, 3, 2, 3, 1)", "integer entries"),
+        ("(1)", "integer entries"),
+        ("\u0663", "cannot read NB201 architecture"),
         ("|skip_connect~0|+|nor_conv_3x3~0|", "3 '+'-separated"),
         ("|skip~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_1x1~0|nor_conv_1x1~1|none~2|", "bad edge 'skip~0'"),
         ("|skip_connect~0|+|nor_conv_3x3~1|nor_conv_3x3~0|+|none~0|none~1|none~2|", "expected '<op>~0'"),

@@ -146,3 +146,35 @@ def test_worker_processes_give_the_same_values(tmp_path):
     assert run_cli(*common, "--workers", "2", "--out", tmp_path / "two") == 0
     # other thread counts may change float rounding, never the values beyond it
     pd.testing.assert_frame_equal(exported(tmp_path / "one", tmp_path), exported(tmp_path / "two", tmp_path), rtol=1e-5)
+
+
+def test_failed_start_leaves_no_run_directory_behind(tmp_path, capsys):
+    # a batch larger than the embedded sample fails before RUN_DIR is created
+    assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--batch-size", "100000", "--out", tmp_path / "r") == 2
+    assert not (tmp_path / "r").exists()
+    assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--seed", "-1", "--out", tmp_path / "r") == 2
+    assert "--seed must be >= 0" in capsys.readouterr().err
+    assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--out", tmp_path / "r") == 0
+
+
+def test_merge_refuses_an_out_holding_another_run(tmp_path, capsys):
+    assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--out", tmp_path / "a") == 0
+    assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--seed", "2", "--out", tmp_path / "b") == 0
+    assert run_cli("merge", tmp_path / "a", "--out", tmp_path / "b") == 2
+    assert "different settings" in capsys.readouterr().err
+
+
+def test_unreadable_files_are_one_line_errors(tmp_path, capsys):
+    binary = tmp_path / "archs.bin"
+    binary.write_bytes(b"\xff\xfe\x00\x81")
+    assert run_cli("score", "--archs", binary, "--proxies", "params", "--out", tmp_path / "r") == 2
+    assert "not a UTF-8 text file" in capsys.readouterr().err
+    assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--out", tmp_path / "r") == 0
+    (tmp_path / "r" / "run.json").write_text("{broken")
+    assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--out", tmp_path / "r") == 2
+    assert "unreadable settings" in capsys.readouterr().err
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--out", a_file) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("robustnas: error: ") and str(a_file) in err and err.count("\n") == 1

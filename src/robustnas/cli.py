@@ -85,6 +85,13 @@ def cmd_score(args: argparse.Namespace) -> None:
         raise RobustnasError(f"the embedded sample is CIFAR-10; give --data for {args.dataset}")
     if args.batch_size < 1:
         raise RobustnasError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.seed < 0:
+        raise RobustnasError(f"--seed must be >= 0, got {args.seed}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RobustnasError("--device cuda: no CUDA device is available here; use --device cpu")
     settings = ScoreSettings(
         space=args.space,
         dataset=args.dataset,
@@ -230,8 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RobustnasError as exc:
         print(f"robustnas: error: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
-        print(f"robustnas: error: file not found: {exc.filename}", file=sys.stderr)
+    except OSError as exc:  # a path the user gave: missing, a directory, not writable, ...
+        print(f"robustnas: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("robustnas: interrupted", file=sys.stderr)

@@ -68,7 +68,7 @@ def select_archs(space: str, spec: str, seed: int) -> list[str]:
     if not path.is_file():
         raise RobustnasError(f"--archs {spec!r}: not all, unique, sample:N or an existing file")
     archs = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(spaces.read_text_file(path).splitlines(), start=1):
         if line.strip() and not line.lstrip().startswith("#"):
             try:
                 archs.append(str(spaces.parse(space, line.strip())))
@@ -139,7 +139,7 @@ def open_run(out: Path, settings: ScoreSettings):
     out.mkdir(parents=True, exist_ok=True)
     settings_file = out / SETTINGS_FILE
     if settings_file.exists():
-        stored = json.loads(settings_file.read_text())
+        stored = read_settings(out)
         mine = asdict(settings)
         changed = [k for k in ("space", "dataset", "data", "batch_size", "seed") if stored.get(k) != mine[k]]
         if changed:
@@ -169,10 +169,11 @@ def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: i
 
     if workers < 1:
         raise RobustnasError(f"--workers must be >= 1, got {workers}")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    _init_worker(settings, threads)  # loads the data: bad settings fail before the run directory exists
     with open_run(out, settings) as store:
         jobs = todo(store, settings, archs)
         config = store.add_config(settings.value_config())
-        threads = max(1, (os.cpu_count() or 1) // workers)
         start = time.perf_counter()
         with _progress(len(archs), len(archs) - len(jobs)) as advance:
             for arch, values, reasons, _ in _results(settings, jobs, workers, threads):
@@ -186,8 +187,7 @@ def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: i
 
 
 def _results(settings: ScoreSettings, jobs: list, workers: int, threads: int) -> Iterator[tuple]:
-    if workers == 1:
-        _init_worker(settings, threads)
+    if workers == 1:  # the parent's worker state is already initialised
         yield from map(_score_one, jobs)
         return
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(settings, threads)) as pool:
@@ -258,9 +258,14 @@ def merge(run_dirs: list[Path], out: Path) -> list[tuple[Path, int, int]]:
     settings = []
     for run_dir in run_dirs:
         _require_run_dir(run_dir)
-        settings.append(json.loads((run_dir / SETTINGS_FILE).read_text()))
+        settings.append(read_settings(run_dir))
+    if (out / SETTINGS_FILE).exists():
+        settings.append(read_settings(out))
     if any(s != settings[0] for s in settings):
-        raise RobustnasError("the runs to merge have different settings (run.json); merge only shards of one run")
+        raise RobustnasError(
+            "the runs to merge (and --out, if it holds a run) have different settings (run.json); "
+            "merge only shards of one run"
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / SETTINGS_FILE).write_text(json.dumps(settings[0], indent=2) + "\n")
     report = []
@@ -269,6 +274,17 @@ def merge(run_dirs: list[Path], out: Path) -> list[tuple[Path, int, int]]:
             merged = store.merge(run_dir / STORE_FILE)
             report.append((run_dir, merged.added, merged.skipped))
     return report
+
+
+def read_settings(run_dir: Path) -> dict[str, Any]:
+    """The settings stored in RUN_DIR/run.json, or one clear error."""
+    try:
+        settings = json.loads((run_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RobustnasError(f"{run_dir / SETTINGS_FILE}: unreadable settings ({error}); remove the run directory") from None
+    if not isinstance(settings, dict):
+        raise RobustnasError(f"{run_dir / SETTINGS_FILE}: not a robustnas run settings file")
+    return settings
 
 
 def _require_run_dir(run_dir: Path) -> None:

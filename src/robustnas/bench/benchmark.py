@@ -190,7 +190,7 @@ class Benchmark:
         """NATS-Bench test accuracy (fraction) of every NB201 index."""
         path = self._paths["nats"]
         percent = self._cached(("nats",), lambda: original.read_nats(path) if path else shipped.load_nats())
-        return percent[:, DATASETS.index(check_dataset(dataset))] / 100.0
+        return np.round(percent[:, DATASETS.index(check_dataset(dataset))] / 100.0, 12)
 
     def _robustness_table(self, dataset: str) -> pd.DataFrame:
         key = ("robustness", check_dataset(dataset))
@@ -278,4 +278,4 @@ def _forbid(value: object, name: str, metric: str, applies_to: str) -> None:
 
 
 def _fraction_val_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(**{VAL_ACCURACY: frame[VAL_ACCURACY] / 100.0})
+    return frame.assign(**{VAL_ACCURACY: (frame[VAL_ACCURACY] / 100.0).round(12)})

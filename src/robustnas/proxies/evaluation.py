@@ -163,8 +163,9 @@ class Evaluation:
 
 def _relu_code_hook(result: Forward) -> Callable:
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        codes = (inputs[0].detach() > 0).flatten(1).double()
-        kernel = codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T
+        # 0/1 codes: float32 products are exact integers below 2**24 units per ReLU, as in NASWOT
+        codes = (inputs[0].detach() > 0).flatten(1).float()
+        kernel = (codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T).double()
         result.relu_kernel = kernel if result.relu_kernel is None else result.relu_kernel + kernel
 
     return hook

@@ -41,12 +41,21 @@ def _genotype_type(space: str) -> Any:
 def parse(space: str, value: Any) -> Any:
     """An architecture of ``space`` from any accepted form (see each type's ``parse``).
 
-    A string naming an existing file is replaced by the file's text (a genotype or JSON file).
+    For DARTS and ARNAS, a string naming an existing file is replaced by the file's text (a
+    genotype or JSON file); NB201 architectures are always given inline.
     """
     _check(space)
-    if isinstance(value, str) and os.path.isfile(value):
-        value = Path(value).read_text().strip()
+    if space != "nb201" and isinstance(value, str) and os.path.isfile(value):
+        value = read_text_file(Path(value))
     return _genotype_type(space).parse(value)
+
+
+def read_text_file(path: Path) -> str:
+    """The stripped text of a small UTF-8 file, or one clear error."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise RobustnasError(f"{path}: not a UTF-8 text file") from None
 
 
 def build(space: str, arch: Any, dataset: str = "cifar10"):
@@ -110,8 +119,10 @@ def sample(space: str, n: int, seed: int, unique: bool = False) -> list[Any]:
         raise RobustnasError(f"-n must be >= 0, got {n}")
     rng = random.Random(seed)
     if space == "nb201" and unique:
-        from robustnas.spaces.nb201 import NB201Arch, unique_indices
+        from robustnas.spaces.nb201 import NUM_UNIQUE, NB201Arch, unique_indices
 
+        if n > NUM_UNIQUE:
+            raise RobustnasError(f"NB201 has {NUM_UNIQUE} unique architectures; asked for {n}")
         return [NB201Arch.from_index(int(i)) for i in rng.sample(list(unique_indices()), n)]
     if unique:
         raise RobustnasError("--unique exists only for NB201 (isomorphism classes)")

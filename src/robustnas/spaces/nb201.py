@@ -37,12 +37,17 @@ class NB201Arch:
     ops: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        ops = tuple(int(o) for o in self.ops)
-        if len(ops) != NUM_EDGES or any(not 0 <= o < NUM_OPS for o in ops):
+        ops = self.ops
+        valid = (
+            isinstance(ops, (tuple, list))
+            and len(ops) == NUM_EDGES
+            and all(isinstance(o, (int, np.integer)) and not isinstance(o, bool) and 0 <= o < NUM_OPS for o in ops)
+        )
+        if not valid:
             raise ArchError(
-                f"NB201 op-index tuple must have {NUM_EDGES} entries in 0..{NUM_OPS - 1}, got {self.ops!r}"
+                f"NB201 op-index tuple must have {NUM_EDGES} integer entries in 0..{NUM_OPS - 1}, got {ops!r}"
             )
-        object.__setattr__(self, "ops", ops)
+        object.__setattr__(self, "ops", tuple(int(o) for o in ops))
 
     # ---- encodings -------------------------------------------------------------------------
     @classmethod
@@ -103,16 +108,16 @@ class NB201Arch:
             return cls.from_index(int(value))
         if isinstance(value, str):
             text = value.strip()
-            if text.lstrip("-").isdigit():
+            if text.isascii() and text.lstrip("-").isdigit():
                 return cls.from_index(int(text))
             if text.startswith("|"):
                 return cls.from_string(text)
             if text.startswith(("(", "[")):
                 try:
                     parsed = ast.literal_eval(text)
-                except (ValueError, SyntaxError) as exc:
+                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
                     raise ArchError(f"cannot read op-index tuple {text!r}: {exc}") from None
-                return cls(tuple(parsed))
+                return cls(parsed)
         raise ArchError(
             f"cannot read NB201 architecture {value!r}: give an op-index tuple like (0, 2, 3, 2, 3, 1), "
             "an NB201 string like |nor_conv_3x3~0|+|...| or an index 0..15624"
