@@ -142,6 +142,30 @@ def test_malformed_genotypes_raise_one_line_errors(data: dict, expected: str) ->
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("field", "source", "expected"),
+    [
+        ("robust_concat", "range(100000000000000000000000)", "robust_concat=range(1000"),
+        ("accurate", "None", "ARNAS genotype, accurate cell: needs 8 (op, input) pairs"),
+        ("robust", repr([("dil_conv_5x5", True)] * 8), "robust cell, node 2: input True must be an integer"),
+        ("reduce", "{'avg_pool_3x3': 1}", "ARNAS genotype, reduce cell: needs 8 (op, input) pairs"),
+    ],
+)
+def test_odd_literals_in_genotype_text_name_the_field(field: str, source: str, expected: str) -> None:
+    text = genotypes.ARNAS.to_string()
+    original = f"{field}={list(getattr(genotypes.ARNAS, field))!r}"
+    assert original in text
+    with pytest.raises(ArchError) as info:
+        ArnasGenotype.parse(text.replace(original, f"{field}={source}"))
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_deeply_nested_json_is_one_arch_error() -> None:
+    with pytest.raises(ArchError, match="cannot read ARNAS genotype JSON .*: nested too deeply"):
+        ArnasGenotype.parse('{"accurate": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
 # ---- search moves ------------------------------------------------------------------------------
 def test_sample_uses_the_seven_ops() -> None:
     assert ARNAS_OPS == ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from robustnas.errors import ArchError
+from robustnas import spaces
 from robustnas.spaces import genotypes
 from robustnas.spaces.darts import DartsGenotype, DartsNetwork, cell_channels
 from robustnas.spaces.darts_ops import count_parameters, drop_path
@@ -134,6 +135,103 @@ def test_malformed_text_is_rejected_without_eval(text: str, expected: str) -> No
         DartsGenotype.parse(text)
     assert expected in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def _text_with(**fields: str) -> str:
+    """DARTS_V2's Genotype(...) text with some fields replaced by raw source text."""
+    values = {name: repr(list(getattr(genotypes.DARTS_V2, name))) for name in DartsGenotype.field_names()}
+    values.update(fields)
+    return "Genotype(" + ", ".join(f"{name}={text}" for name, text in values.items()) + ")"
+
+
+PAIRS = repr([list(pair) for pair in genotypes.DARTS_V2.normal])  # the 8 pairs as lists
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            _text_with(normal="None"),
+            "normal cell: needs 8 (op, input) pairs (2 for each of nodes 2..5), got NoneType",
+        ),
+        (_text_with(reduce="{'sep_conv_3x3': 0}"), "reduce cell: needs 8 (op, input) pairs"),
+        (
+            _text_with(normal=PAIRS.replace("0]", "0.0]", 1)),
+            "normal cell, node 2: input 0.0 must be an integer",
+        ),
+        (
+            _text_with(normal=PAIRS.replace("0]", "False]", 1)),
+            "normal cell, node 2: input False must be an integer",
+        ),
+        (
+            _text_with(normal=PAIRS.replace("0]", "'0']", 1)),
+            "normal cell, node 2: input '0' must be an integer",
+        ),
+        (
+            _text_with(normal=PAIRS.replace("0]", "None]", 1)),
+            "normal cell, node 2: input None must be an integer",
+        ),
+        (
+            _text_with(normal=PAIRS.replace("['sep_conv_3x3', 0]", "[('sep_conv_3x3', 0), 1]", 1)),
+            "normal cell, node 2: unknown op ('sep_conv_3x3', 0)",
+        ),
+        (
+            _text_with(reduce=PAIRS.replace("['sep_conv_3x3', 0]", "(('sep_conv_3x3', 0),)", 1)),
+            "reduce cell, node 2: each entry must be an (op, input) pair, got (('sep_conv_3x3', 0),)",
+        ),
+        (
+            _text_with(normal=PAIRS.replace("['sep_conv_3x3', 0]", "{'op': 0}", 1)),
+            "node 2: each entry must be an",
+        ),
+        (_text_with(normal_concat="[2.0, 3, 4, 5]"), "normal_concat must list nodes from 2..5"),
+        (_text_with(reduce_concat="[True, 3]"), "reduce_concat must list nodes from 2..5"),
+        (_text_with(reduce_concat="None"), "reduce_concat must list nodes from 2..5"),
+        (_text_with(normal_concat="{2, 3, 4, 5}"), "normal_concat must list nodes from 2..5"),
+        (
+            _text_with(normal_concat="range(2.0, 6)"),
+            "normal_concat=range(2.0, 6): range() takes 1 to 3 integers",
+        ),
+        (_text_with(normal_concat="range(2, 6, 0)"), "non-zero step"),
+        (_text_with(normal_concat="range(True, 6)"), "range() takes 1 to 3 integers"),
+        (_text_with(normal="[" * 150 + "]" * 150), "normal cell: needs 8 (op, input) pairs"),
+        (_text_with(normal="-" * 100_000 + "1"), "nested too deeply"),
+        (_text_with(normal="1" * 5000), "Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_odd_literals_in_genotype_text_name_the_field(text: str, expected: str) -> None:
+    with pytest.raises(ArchError) as info:
+        DartsGenotype.parse(text)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message and len(message) < 600
+
+
+def test_huge_concat_range_is_refused_unexpanded() -> None:
+    huge = "range(100000000000000000000000)"
+    text = f"Genotype(normal=[], normal_concat={huge}, reduce=[], reduce_concat=[])"
+    with pytest.raises(ArchError, match=r"normal_concat=range\(1000.*: a concat list has at most 4 nodes"):
+        DartsGenotype.parse(text)
+    with pytest.raises(ArchError, match=r"normal_concat must list nodes .* got range\(0, 1000"):
+        dataclasses.replace(genotypes.DARTS_V2, normal_concat=range(10**23))
+    assert DartsGenotype.parse(_text_with(normal_concat="range(2, 6)")) == genotypes.DARTS_V2
+
+
+@pytest.mark.parametrize(
+    ("nesting", "expected"),
+    [
+        ('{"normal": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ('{"normal": ' + '{"a": ' * 100_000 + "}" * 100_001, "nested too deeply"),
+        ('{"normal": ' + "1" * 5000 + "}", "a number too long"),
+    ],
+)
+def test_deep_or_huge_json_is_one_arch_error(nesting: str, expected: str, tmp_path) -> None:
+    with pytest.raises(ArchError) as info:
+        DartsGenotype.parse(nesting)
+    assert expected in str(info.value) and len(str(info.value)) < 400
+    file = tmp_path / "genotype.json"
+    file.write_text(nesting)
+    with pytest.raises(ArchError, match=expected):
+        spaces.parse("darts", str(file))
 
 
 def test_none_is_a_valid_darts_op() -> None:

@@ -5,6 +5,7 @@ through the official on-disk formats, which the tests write themselves where no 
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -467,3 +468,200 @@ def test_unusable_inputs_raise_one_clear_error(tmp_path: Path, sample: tuple[Ima
         load_dataset(archive, limit_per_class=0)
     with pytest.raises(RobustnasError, match="batch_size"):
         sample_batch(load_dataset(good_npz), 5, seed=0)
+
+
+# ---- hostile or inconsistent files: one RobustnasError each, never a traceback or a hang -----------
+IMAGES = np.zeros((4, 8, 8, 3), np.uint8)
+
+
+def raises_one_line(call, *fragments: str) -> str:
+    with pytest.raises(RobustnasError) as excinfo:
+        call()
+    one_line_error(excinfo, *fragments)
+    return str(excinfo.value)
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(path, **{"x_train": IMAGES, **arrays})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("labels", "fragment"),
+    [
+        ([0, 0, 0, 10**9], "label 1000000000 in the 'train' labels would mean 1,000,000,001 classes for 4"),
+        ([0, 0, 0, 40], "label 40 in the 'train' labels would mean 41 classes for 4 images"),
+        ([0, -1, 0, 0], "label -1 in 'y_train' is not a class index"),
+    ],
+)
+def test_implausible_labels_are_refused_before_naming_classes(
+    tmp_path: Path, labels: list, fragment: str
+) -> None:
+    path = write_npz(tmp_path / "labels.npz", y_train=np.array(labels))
+    raises_one_line(lambda: describe(path), "labels.npz", fragment)
+    raises_one_line(lambda: load_dataset(path), "labels.npz", fragment)
+
+
+def test_labels_up_to_ten_per_image_are_numbered(tmp_path: Path) -> None:
+    path = write_npz(tmp_path / "labels.npz", y_train=np.array([0, 0, 0, 39]))
+    assert load_dataset(path).classes == tuple(str(k) for k in range(40))
+
+
+def test_non_npz_file_never_suggests_unsafe_loading(tmp_path: Path) -> None:
+    text = tmp_path / "x.npz"
+    text.write_text("not an archive\n")
+    message = raises_one_line(lambda: describe(text), "x.npz: not a readable .npz file (not a zip archive")
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, x_train=np.array([{"a": 1}], dtype=object))
+    message += raises_one_line(
+        lambda: load_dataset(objects), "array 'x_train' holds Python objects", "will not unpickle"
+    )
+    assert "allow_pickle" not in message and "unsafe" not in message
+
+
+def encrypted_copy(source: Path, target: Path) -> Path:
+    """``source`` with every member flagged as encrypted (general purpose bit 0), as zip -e sets it."""
+    data = bytearray(source.read_bytes())
+    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        while start >= 0:
+            data[start + flag_offset] |= 1
+            start = data.find(signature, start + 4)
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_encrypted_archives_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "plain.zip"
+    with zipfile.ZipFile(folder, "w") as zipped:
+        for i in range(2):
+            buffer = io.BytesIO()
+            Image.fromarray(IMAGES[i]).save(buffer, format="PNG")
+            zipped.writestr(f"train/c{i}/{i}.png", buffer.getvalue())
+    locked = encrypted_copy(folder, tmp_path / "locked.zip")
+    raises_one_line(lambda: load_dataset(locked), "locked.zip: member 'train/c0/0.png' is encrypted")
+    raises_one_line(lambda: describe(locked), "password-protected")
+    plain_npz = write_npz(tmp_path / "plain.npz", y_train=np.zeros(4, np.int64))
+    npz = encrypted_copy(plain_npz, tmp_path / "locked.npz")
+    raises_one_line(lambda: describe(npz), "locked.npz: member 'x_train.npy' is encrypted")
+
+
+def npz_with_header(path: Path, name: str, header: dict, payload: bytes) -> Path:
+    """An .npz whose member ``name``.npy has the given header (shape, descr) over ``payload``."""
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, header)
+    member.write(payload)
+    with zipfile.ZipFile(path, "w") as zipped:
+        zipped.writestr(f"{name}.npy", member.getvalue())
+    return path
+
+
+def test_npz_header_shapes_are_checked_before_allocating(tmp_path: Path) -> None:
+    huge = {"descr": "|u1", "fortran_order": False, "shape": (10**13, 8, 8, 3)}
+    path = npz_with_header(tmp_path / "huge.npz", "x_train", huge, IMAGES.tobytes())
+    raises_one_line(
+        lambda: describe(path),
+        "huge.npz: array 'x_train': its header claims shape [10000000000000, 8, 8, 3] of uint8 "
+        "(1,920,000,000,000,000 bytes) but the file holds 768 bytes",
+    )
+    negative = {"descr": "|u1", "fortran_order": False, "shape": (-4, -8, 8, 3)}
+    path = npz_with_header(tmp_path / "negative.npz", "x_train", negative, IMAGES.tobytes())
+    raises_one_line(lambda: load_dataset(path), "array 'x_train': its header claims an impossible shape")
+
+
+@pytest.mark.parametrize(
+    ("arrays", "fragment"),
+    [
+        ({"class_names": np.array("cat")}, "'class_names' must be a 1-D array of class-name strings"),
+        ({"class_names": np.arange(2)}, "'class_names' must be a 1-D array of class-name strings, got int64"),
+        ({"train_index": np.array(list("abcd"))}, "'train_index' must hold 4 non-negative integers"),
+        ({"train_index": np.array([0, 1, -2, 3])}, "'train_index' must hold 4 non-negative integers"),
+        ({"train_index": np.arange(3)}, "'train_index' must hold 4 non-negative integers"),
+        ({"y_train_fine_all": np.array(3)}, "'y_train_fine_all' must hold 4 integer labels"),
+    ],
+)
+def test_npz_arrays_of_the_wrong_kind(tmp_path: Path, arrays: dict, fragment: str) -> None:
+    labels = {} if "y_train_fine_all" in arrays else {"y_train": np.array([0, 1, 0, 1])}
+    path = write_npz(tmp_path / "kinds.npz", **labels, **arrays)
+    raises_one_line(lambda: load_dataset(path), "kinds.npz", fragment)
+
+
+def test_bytes_class_names_are_decoded(tmp_path: Path) -> None:
+    names = np.array([b"ant", b"bee"])
+    path = write_npz(tmp_path / "named.npz", y_train=np.array([0, 1, 0, 1]), class_names=names)
+    assert describe(path)["classes"] == ["ant", "bee"]
+
+
+def test_ragged_cifar_labels(tmp_path: Path) -> None:
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    with open(root / "data_batch_1", "wb") as file:
+        pickle.dump({"data": np.zeros((2, 3072), np.uint8), "labels": [[1, 2], [3]]}, file)
+    raises_one_line(lambda: load_dataset(root), "data_batch_1: 'labels' must be 2 integers", "ragged")
+
+
+def write_image_folder(root: Path, sizes: list[int]) -> Path:
+    for position, size in enumerate(sizes):
+        folder = root / "train" / f"c{position % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(folder / f"{position}.png")
+    return root
+
+
+def test_broken_entries_in_an_image_folder_stop_the_listing(tmp_path: Path) -> None:
+    looping = write_image_folder(tmp_path / "looping", [8, 8])
+    os.symlink(looping / "train/c0/loop.png", looping / "train/c0/loop.png")
+    raises_one_line(lambda: describe(looping), "c0/loop.png: cannot read (Too many levels of symbolic links)")
+    dangling = write_image_folder(tmp_path / "dangling", [8, 8])
+    os.symlink(tmp_path / "missing.png", dangling / "train/c1/9.png")
+    raises_one_line(lambda: load_dataset(dangling), "c1/9.png: cannot read", "broken or looping symlink")
+    fifo = write_image_folder(tmp_path / "fifo", [8, 8])
+    os.mkfifo(fifo / "train/c1/9.png")
+    raises_one_line(lambda: load_dataset(fifo), "c1/9.png: not a regular file")
+
+
+def test_describe_reports_the_size_all_images_share(tmp_path: Path) -> None:
+    same = write_image_folder(tmp_path / "same", [8, 8, 8])
+    assert describe(same)["splits"]["train"]["image_shape"] == [8, 8, 3]
+    mixed = write_image_folder(tmp_path / "mixed", [8, 8, 9])
+    expected = f"{mixed}/train/c0/2.png: image is 9x9 but {mixed}/train/c0/0.png is 8x8"
+    raises_one_line(lambda: describe(mixed), expected)
+    raises_one_line(lambda: load_dataset(mixed), expected)
+
+
+def test_tiny_imagenet_layout_without_images(tmp_path: Path) -> None:
+    root = tmp_path / "tiny-imagenet-200"
+    (root / "train" / "n01").mkdir(parents=True)
+    (root / "wnids.txt").write_text("n01\nn02\n")
+    (root / "train" / "n01" / "n01_boxes.txt").write_text("")
+    raises_one_line(lambda: describe(root), "tiny-imagenet-200: no images found")
+    raises_one_line(lambda: load_dataset(root), "no 'train' split here (found: none)")
+    (root / "val").mkdir()
+    (root / "val" / "val_annotations.txt").write_text("")
+    raises_one_line(lambda: describe(root), "tiny-imagenet-200: no images in the 'test' split")
+
+
+def test_requested_dataset_must_agree_with_the_file(tmp_path: Path) -> None:
+    labels = {"y_train": np.array([0, 1, 0, 57])}
+    named = write_npz(tmp_path / "cifar10-mine.npz", y_train=np.array([0, 1, 0, 9]))
+    raises_one_line(lambda: load_dataset(named, dataset="cifar100"), "holds cifar10, not cifar100")
+    assert load_dataset(named, dataset="CIFAR-10").classes == CIFAR10_CLASSES
+    unnamed = write_npz(tmp_path / "mine.npz", **labels)
+    raises_one_line(
+        lambda: load_dataset(unnamed, dataset="cifar10"),
+        "label 57 in the 'train' labels is not a class of cifar10 (cifar10 has 10: 0..9)",
+    )
+    assert load_dataset(unnamed, dataset="cifar100").classes == CIFAR100_CLASSES
+    assert load_dataset(unnamed, dataset="ImageNet16-120").num_classes == 120
+    assert load_dataset(unnamed, dataset="tiny-imagenet-200").num_classes == 200
+    imagenet16 = write_npz(tmp_path / "imagenet16-part.npz", **labels)
+    assert load_dataset(imagenet16, dataset="imagenet16-200").num_classes == 200
+    raises_one_line(lambda: load_dataset(imagenet16, dataset="imagenet16-50"), "not a class of imagenet16-50")
+    raises_one_line(lambda: load_dataset(imagenet16, dataset="svhn"), "holds imagenet16-120, not svhn")
+
+
+def test_raw_cifar10_subset_is_not_cifar100(shared_data: Path) -> None:
+    raises_one_line(
+        lambda: load_dataset(shared_data / RAW_CIFAR10, dataset="cifar100"),
+        "cifar10-raw-subset.npz holds cifar10, not cifar100",
+    )

@@ -20,11 +20,13 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import zipfile
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -33,6 +35,7 @@ from robustnas.data.cache import cached_images
 from robustnas.data.imageset import ImageSet, check_limit, first_per_class
 from robustnas.data.names import CIFAR10, CIFAR100, SVHN, TINY_IMAGENET, known_classes
 from robustnas.data.source import Source
+from robustnas.data.zips import ZIP_ERRORS, open_zip
 from robustnas.errors import RobustnasError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -74,7 +77,7 @@ class Container(ABC):
     def read(self, name: str) -> bytes:
         try:
             return self._read(self._listing[0] + name)
-        except (OSError, KeyError, zipfile.BadZipFile, EOFError, ValueError) as error:
+        except (KeyError, *ZIP_ERRORS) as error:
             raise RobustnasError(f"{self.where(name)}: cannot read ({error})") from None
 
     def where(self, name: str) -> str:
@@ -93,13 +96,18 @@ class Container(ABC):
 
 
 class DirContainer(Container):
+    """A directory tree. Symlinks to files are followed; symlinked folders are not entered (as in
+    ``os.walk``). Every listed entry must be a readable regular file: a broken or looping symlink,
+    a FIFO or an unreadable folder stops the listing with an error naming it, rather than being
+    skipped (a silently shorter dataset) or hanging a later read."""
+
     @cached_property
     def _files(self) -> dict[str, os.stat_result]:
         found = {}
-        for folder, _, files in os.walk(self.path):
+        for folder, _, files in os.walk(self.path, onerror=_unlistable):
             relative = Path(folder).relative_to(self.path).as_posix()
             for file in files:
-                found[file if relative == "." else f"{relative}/{file}"] = os.stat(os.path.join(folder, file))
+                found[file if relative == "." else f"{relative}/{file}"] = _regular_file(Path(folder, file))
         return found
 
     def _list(self) -> list[str]:
@@ -115,17 +123,28 @@ class DirContainer(Container):
         return f"{self.path.resolve()}|dir|{len(stats)}|{total}|{latest}"
 
 
+def _unlistable(error: OSError) -> None:
+    raise RobustnasError(f"{error.filename}: cannot list this folder ({error.strerror})")
+
+
+def _regular_file(path: Path) -> os.stat_result:
+    try:
+        status = path.stat()
+    except OSError as error:
+        raise RobustnasError(
+            f"{path}: cannot read ({error.strerror}); a broken or looping symlink? remove or fix it"
+        ) from None
+    if not stat.S_ISREG(status.st_mode):
+        raise RobustnasError(f"{path}: not a regular file (a FIFO, socket or device); remove it")
+    return status
+
+
 class ZipContainer(Container):
     is_zip = True
 
     @cached_property
     def archive(self) -> zipfile.ZipFile:
-        try:
-            return zipfile.ZipFile(self.path)
-        except (OSError, zipfile.BadZipFile, EOFError, ValueError) as error:
-            raise RobustnasError(
-                f"{self.path}: not a readable zip archive (truncated or corrupt?): {error}"
-            ) from None
+        return open_zip(self.path, "zip archive")
 
     def _list(self) -> list[str]:
         return [info.filename for info in self.archive.infolist() if not info.is_dir()]
@@ -145,21 +164,50 @@ def decode_images(container: Container, names: list[str]) -> np.ndarray:
     for position, name in enumerate(names):
         pixels = first if position == 0 else decode_image(container, name)
         if pixels.shape != first.shape:
-            raise RobustnasError(
-                f"{container.where(name)}: image is {pixels.shape[1]}x{pixels.shape[0]} but "
-                f"{container.where(names[0])} is {first.shape[1]}x{first.shape[0]}; resize them to one size"
-            )
+            raise _size_mismatch(container, name, pixels.shape, names[0], first.shape)
         images[position] = pixels
     return images
 
 
+def common_image_shape(container: Container, names: list[str]) -> tuple[int, int, int]:
+    """(H, W, 3) shared by all ``names`` (at least one), from their headers only (no decoding, about
+    50 us an image); raises naming the first image of another size, as :func:`decode_images` would."""
+    first = _header_shape(container, names[0])
+    for name in names[1:]:
+        shape = _header_shape(container, name)
+        if shape != first:
+            raise _size_mismatch(container, name, shape, names[0], first)
+    return first
+
+
+def _header_shape(container: Container, name: str) -> tuple[int, int, int]:
+    with _opened_image(container, name) as image:
+        return image.height, image.width, 3
+
+
 def decode_image(container: Container, name: str) -> np.ndarray:
+    with _opened_image(container, name) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@contextmanager
+def _opened_image(container: Container, name: str) -> Iterator[Image.Image]:
+    """The image ``name`` opened by Pillow (header read, pixels decoded on use), with one error type."""
     encoded = container.read(name)
     try:
         with Image.open(io.BytesIO(encoded)) as image:
-            return np.asarray(image.convert("RGB"))
+            yield image
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         raise RobustnasError(f"{container.where(name)}: not a decodable image: {error}") from None
+
+
+def _size_mismatch(
+    container: Container, name: str, shape: tuple[int, ...], first: str, first_shape: tuple[int, ...]
+) -> RobustnasError:
+    return RobustnasError(
+        f"{container.where(name)}: image is {shape[1]}x{shape[0]} but {container.where(first)} is "
+        f"{first_shape[1]}x{first_shape[0]}; resize them to one size"
+    )
 
 
 # ---- layouts: which file is which image of which class ------------------------------------------
@@ -232,10 +280,9 @@ class TinyImageNetLayout(Layout):
         return wnids
 
     def splits(self) -> tuple[str, ...]:
-        names = set(self.container.names)
         present = {
-            "train": any(n.startswith("train/") for n in names),
-            "test": "val/val_annotations.txt" in names,
+            "train": bool(self._train_pairs),
+            "test": "val/val_annotations.txt" in self.container.names,
         }
         return tuple(split for split, found in present.items() if found)
 
@@ -244,12 +291,13 @@ class TinyImageNetLayout(Layout):
 
     def entries(self, split: str) -> tuple[list[str], np.ndarray]:
         label_of = {wnid: label for label, wnid in enumerate(self.classes)}
-        pairs = self._train_pairs() if split == "train" else self._val_pairs()
+        pairs = self._train_pairs if split == "train" else self._val_pairs()
         for name, wnid in pairs:
             if wnid not in label_of:
                 raise RobustnasError(f"{self.container.where(name)}: class {wnid} is not listed in wnids.txt")
         return [name for name, _ in pairs], np.array([label_of[wnid] for _, wnid in pairs], dtype=np.int64)
 
+    @cached_property
     def _train_pairs(self) -> list[tuple[str, str]]:
         pairs = [
             (n, n.split("/")[1])
@@ -335,23 +383,29 @@ class FolderSource(Source):
         return self.load(split, dataset, limit_per_class)
 
     def summary(self, split: str) -> dict[str, Any]:
-        """Counts from the file listing; only the first image is decoded (for its shape)."""
-        names, labels = self.layout.entries(split)
+        """Counts from the file listing and the image size from every image's header (no decoding)."""
+        names, labels = self._entries(split)
         return {
             "images": len(names),
             "per_class": np.bincount(labels, minlength=len(self.layout.classes)).tolist(),
-            "image_shape": list(decode_image(self.container, names[0]).shape) if names else [],
+            "image_shape": list(common_image_shape(self.container, names)),
             "classes": list(self.layout.classes),
         }
+
+    def _entries(self, split: str) -> tuple[list[str], np.ndarray]:
+        if split not in self.splits():
+            raise self.missing_split(split)
+        names, labels = self.layout.entries(split)
+        if not names:
+            raise RobustnasError(f"{self.path}: no images in the '{split}' split")
+        return names, labels
 
     def _decoded(self, split: str, dataset: str | None, limit_per_class: int | None) -> dict[str, np.ndarray]:
         key = f"{split}|{check_limit(limit_per_class)}|{self.container.fingerprint()}"
 
         def decode() -> dict[str, np.ndarray]:
             self.check_dataset(dataset or self.dataset_guess())
-            if split not in self.splits():
-                raise self.missing_split(split)
-            names, labels = self.layout.entries(split)
+            names, labels = self._entries(split)
             keep = first_per_class(labels, limit_per_class)
             return {
                 "images": decode_images(self.container, [names[i] for i in keep]),

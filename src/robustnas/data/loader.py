@@ -56,7 +56,10 @@ def describe(path: str | Path | None = None) -> dict[str, Any]:
     """JSON-able summary of a dataset location (for ``robustnas data info PATH``).
 
     Keys: path, format, dataset (guess), classes, splits ({split: {images, per_class, image_shape}}).
-    Image folders are summarised from their file listing plus one decoded image.
+    ``image_shape`` is [H, W, 3], the size every image of the split has (the size load_dataset
+    returns): images of different sizes raise an error naming one of each, as loading would.
+    Image folders are summarised from their file listing and image headers, without decoding.
+    A location without any images raises.
     """
     if path is None:
         splits = {split: _split_summary(_embedded_split(split)) for split in SPLITS}
@@ -68,6 +71,8 @@ def describe(path: str | Path | None = None) -> dict[str, Any]:
             "splits": splits,
         }
     source = open_source(Path(path).expanduser())
+    if not source.splits():
+        raise RobustnasError(f"{source.path}: no images found (neither a train nor a test split)")
     summaries = {split: source.summary(split) for split in source.splits()}
     classes = [summary.pop("classes") for summary in summaries.values()]
     return {

@@ -67,6 +67,17 @@ def known_classes(dataset: str) -> tuple[str, ...] | None:
     return {CIFAR10: CIFAR10_CLASSES, CIFAR100: CIFAR100_CLASSES, SVHN: SVHN_CLASSES}.get(dataset)
 
 
+def class_count(dataset: str) -> int | None:
+    """Number of classes of a known dataset (ImageNet16-N: N), or None for a user's own dataset."""
+    subset = dataset.removeprefix(IMAGENET16_PREFIX)
+    if dataset.startswith(IMAGENET16_PREFIX) and subset.isdigit():
+        return int(subset)
+    if dataset == TINY_IMAGENET:
+        return 200
+    known = known_classes(dataset)
+    return len(known) if known else None
+
+
 def check_split(split: str) -> str:
     if split not in SPLITS:
         raise RobustnasError(

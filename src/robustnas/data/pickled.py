@@ -49,11 +49,13 @@ def _batch_entry(batch: dict[str, Any], key: str, path: Path) -> Any:
 
 
 def _batch_labels(batch: dict[str, Any], key: str, count: int, path: Path) -> np.ndarray:
-    labels = np.asarray(_batch_entry(batch, key, path))
+    problem = f"{path}: '{key}' must be {count} integers (one per image)"
+    try:
+        labels = np.asarray(_batch_entry(batch, key, path))
+    except (ValueError, TypeError):  # a ragged list (numpy: "inhomogeneous shape")
+        raise RobustnasError(f"{problem}, got a ragged or mixed list") from None
     if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
-        raise RobustnasError(
-            f"{path}: '{key}' must be {count} integers (one per image), got shape {list(labels.shape)}"
-        )
+        raise RobustnasError(f"{problem}, got {labels.dtype} {list(labels.shape)}")
     return labels.astype(np.int64)
 
 

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import numbers
 import random
+import reprlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -69,13 +70,22 @@ class CellGenotype:
         for position, pair in enumerate(value):
             node = FIRST_NODE + position // 2
             if not _is_sequence(pair) or len(pair) != 2:
-                raise ArchError(f"{where}, node {node}: each entry must be an (op, input) pair, got {pair!r}")
-            op, source = pair
-            if op not in self.OPS:
-                raise ArchError(f"{where}, node {node}: unknown op {op!r}; use one of {', '.join(self.OPS)}")
-            if not _is_integer(source) or not 0 <= source < node:
                 raise ArchError(
-                    f"{where}, node {node}: input {source!r} is out of range; node {node} reads states "
+                    f"{where}, node {node}: each entry must be an (op, input) pair, got {_short(pair)}"
+                )
+            op, source = pair
+            if not isinstance(op, str) or op not in self.OPS:
+                raise ArchError(
+                    f"{where}, node {node}: unknown op {_short(op)}; use one of {', '.join(self.OPS)}"
+                )
+            if not _is_integer(source):
+                raise ArchError(
+                    f"{where}, node {node}: input {_short(source)} must be an integer state index "
+                    f"0..{node - 1} (0, 1 = cell inputs, 2.. = earlier nodes)"
+                )
+            if not 0 <= source < node:
+                raise ArchError(
+                    f"{where}, node {node}: input {source} is out of range; node {node} reads states "
                     f"0..{node - 1} (0, 1 = cell inputs, 2.. = earlier nodes)"
                 )
             pairs.append((op, int(source)))
@@ -89,7 +99,9 @@ class CellGenotype:
         return tuple(pairs)
 
     def _checked_concat(self, field: str, value: Any) -> tuple[int, ...]:
-        entries = tuple(value) if _is_sequence(value) or isinstance(value, range) else ()
+        # A range longer than a concat list is refused unexpanded (tuple(range(10**23)) never ends).
+        short_range = isinstance(value, range) and not value[NODES:]
+        entries = tuple(value) if _is_sequence(value) or short_range else ()
         valid = (
             entries
             and all(_is_integer(n) and n in DEFAULT_CONCAT for n in entries)
@@ -98,7 +110,7 @@ class CellGenotype:
         if not valid:
             raise ArchError(
                 f"{self.LABEL} genotype: {field} must list nodes from 2..5 in increasing order without "
-                f"repeats (usually [2, 3, 4, 5]), got {value!r}"
+                f"repeats (usually [2, 3, 4, 5]), got {_short(value)}"
             )
         return tuple(int(n) for n in entries)
 
@@ -118,12 +130,15 @@ class CellGenotype:
     def from_string(cls: type[G], text: str) -> G:
         """Read the ``Genotype(field=..., ...)`` text safely (``ast``, no ``eval``)."""
         usage = f"expected Genotype({'=..., '.join(cls.field_names())}=...)"
+        unreadable = f"cannot read {cls.LABEL} genotype text {_short(text)}"
         try:
             call = ast.parse(text.strip(), mode="eval").body
         except SyntaxError as exc:
-            raise ArchError(f"cannot read {cls.LABEL} genotype text {text!r}: {exc.msg}; {usage}") from None
+            raise ArchError(f"{unreadable}: {exc.msg}; {usage}") from None
+        except (MemoryError, RecursionError):  # how CPython's parser gives up on very deep nesting
+            raise ArchError(f"{unreadable}: nested too deeply; {usage}") from None
         if not (isinstance(call, ast.Call) and _is_name(call.func, "Genotype")):
-            raise ArchError(f"cannot read {cls.LABEL} genotype text {text!r}: {usage}")
+            raise ArchError(f"{unreadable}: {usage}")
         if call.args or any(keyword.arg is None for keyword in call.keywords):
             raise ArchError(f"{cls.LABEL} genotype text must name every field as a keyword: {usage}")
         return cls._from_fields({kw.arg: _literal(kw.arg, kw.value) for kw in call.keywords})
@@ -139,7 +154,7 @@ class CellGenotype:
     def from_json(cls: type[G], data: dict) -> G:
         if not isinstance(data, dict) or data.get("space", cls.SPACE) != cls.SPACE:
             raise ArchError(
-                f"not a {cls.LABEL} genotype JSON object (needs \"space\": \"{cls.SPACE}\"): {data!r}"
+                f"not a {cls.LABEL} genotype JSON object (needs \"space\": \"{cls.SPACE}\"): {_short(data)}"
             )
         return cls._from_fields({k: v for k, v in data.items() if k != "space"}, ignore_unknown=True)
 
@@ -172,11 +187,7 @@ class CellGenotype:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("{"):
-                try:
-                    data = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise ArchError(f"cannot read {cls.LABEL} genotype JSON {text!r}: {exc}") from None
-                return cls.from_json(data)
+                return cls.from_json(_json_object(cls.LABEL, text))
             if text.startswith("Genotype"):
                 return cls.from_string(text)
             published = cls.published()
@@ -185,7 +196,7 @@ class CellGenotype:
                 return published[name]
         names = ", ".join(cls.published())
         raise ArchError(
-            f"cannot read {cls.LABEL} genotype {value!r}: give a published name ({names}), "
+            f"cannot read {cls.LABEL} genotype {_short(value)}: give a published name ({names}), "
             f"a Genotype({cls.CELLS[0]}=[...], ...) text or its JSON object"
         )
 
@@ -227,6 +238,33 @@ class CellGenotype:
         return dataclasses.replace(self, **{cell: tuple(pairs)})
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlevel = 3
+
+
+def _short(value: Any) -> str:
+    """A bounded repr for messages: long text and deep or huge literals are elided, never expanded."""
+    return _SHORT.repr(value)
+
+
+def _source(node: ast.expr) -> str:
+    """A literal's source text for messages, elided in the middle when long."""
+    text = ast.unparse(node)
+    return text if len(text) <= 80 else f"{text[:38]}...{text[-38:]}"
+
+
+def _json_object(label: str, text: str) -> Any:
+    """``json.loads`` with every failure as one ArchError (deep nesting and over-long numbers included)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        reason = str(exc)
+    except (RecursionError, ValueError):  # ValueError: an integer longer than Python's 4300-digit limit
+        reason = "nested too deeply or a number too long for a genotype"
+    raise ArchError(f"cannot read {label} genotype JSON {_short(text)}: {reason}")
+
+
 def _is_sequence(value: Any) -> bool:
     return isinstance(value, (list, tuple))
 
@@ -242,20 +280,32 @@ def _is_name(node: ast.expr, name: str) -> bool:
 
 def _literal(field: str, node: ast.expr) -> Any:
     """A literal field value; ``range(a, b)`` (as in the published genotype files) becomes a tuple."""
+    if isinstance(node, ast.Call) and _is_name(node.func, "range"):
+        return _concat_range(field, node)
     try:
-        if isinstance(node, ast.Call) and _is_name(node.func, "range"):
-            if node.keywords:
-                raise ValueError("range() takes no keywords")
-            values = range(*(ast.literal_eval(arg) for arg in node.args))
-            if len(values) > NODES:
-                raise ValueError("range() longer than a concat list")
-            return tuple(values)
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError):
         raise ArchError(
-            f"genotype text field {field}={ast.unparse(node)} is not a literal; write lists of "
+            f"genotype text field {field}={_source(node)} is not a literal; write lists of "
             "('op', input) pairs and concat lists like [2, 3, 4, 5] or range(2, 6)"
         ) from None
+
+
+def _concat_range(field: str, node: ast.Call) -> tuple[int, ...]:
+    """``range(...)`` of integer literals as a tuple, refused before it is expanded when it would hold
+    more than ``NODES`` entries (slicing and truth-testing a range stay lazy; ``len(range(10**23))``
+    overflows)."""
+    where = f"genotype text field {field}={_source(node)}"
+    try:
+        bounds = [ast.literal_eval(arg) for arg in node.args]
+        values = range(*bounds) if not node.keywords and all(_is_integer(b) for b in bounds) else None
+    except (ValueError, TypeError, SyntaxError):  # not literals, 0 or > 3 arguments, a zero step
+        values = None
+    if values is None:
+        raise ArchError(f"{where}: range() takes 1 to 3 integers and a non-zero step, as in range(2, 6)")
+    if values[NODES:]:
+        raise ArchError(f"{where}: a concat list has at most {NODES} nodes (2..5), as in range(2, 6)")
+    return tuple(values)
 
 
 @dataclass(frozen=True)
