@@ -25,7 +25,7 @@ from torch import nn
 from robustnas.proxies.evaluation import Evaluation
 from robustnas.proxies.registry import REGISTRY, ProxySpec, ProxyUndefined, register, resolve
 
-FAMILIES = ("size", "gradient", "jacobian", "forward", "synflow", "robustness")
+FAMILIES = ("size", "gradient", "jacobian", "forward", "synflow", "robustness", "croze")
 
 __all__ = ["REGISTRY", "ProxySpec", "ProxyUndefined", "Scores", "compute", "register", "resolve", "score"]
 
