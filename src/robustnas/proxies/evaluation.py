@@ -10,7 +10,7 @@ statistics, so one copy can serve every proxy that needs the plain forward on th
                   grad for the Jacobian proxies);
 * ``input_jacobian()``  d(sum of logits)/dx from that forward (jacov, epe_nas);
 * ``gradients()``  the cross-entropy backward from that forward (grad_norm, snip, plain, fisher,
-                  the first half of grasp).
+                  and, kept differentiable when grasp is wanted, grasp's Hessian-gradient product).
 
 A proxy computed alone builds an ``Evaluation`` that wants only that proxy and runs the same code,
 so fused and stand-alone values are equal (tests check it). Proxies that change the network
@@ -59,6 +59,7 @@ class Gradients:
     weights: list[torch.Tensor]
     grads: list[torch.Tensor | None]
     fisher: dict[nn.Module, torch.Tensor]  # per output channel: 1/2 mean_n (sum_hw z*g)^2
+    grads_with_graph: tuple[torch.Tensor | None, ...] = ()  # only when a proxy uses "grad_graph"
 
 
 class Evaluation:
@@ -150,7 +151,8 @@ class Evaluation:
         ]
         loss = F.cross_entropy(forward.logits, self.labels())
         weights = [layer.weight for layer in layers]
-        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+        with_graph = "grad_graph" in self.uses
+        grads = torch.autograd.grad(loss, weights, allow_unused=True, create_graph=with_graph)
         for handle in handles:
             handle.remove()
         return Gradients(
@@ -158,6 +160,7 @@ class Evaluation:
             weights=[w.detach() for w in weights],
             grads=[g.detach() if g is not None else None for g in grads],
             fisher=fisher,
+            grads_with_graph=grads if with_graph else (),
         )
 
 

@@ -5,9 +5,8 @@ plain, fisher and the first half of grasp. Only Conv2d/Linear weights count (nev
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from robustnas.proxies.evaluation import Evaluation, logits_of
+from robustnas.proxies.evaluation import Evaluation
 from robustnas.proxies.registry import register
 
 ONE_PASS = "1 forward + 1 backward"
@@ -55,21 +54,24 @@ def fisher(ev: Evaluation) -> float:
 
 
 @register(
-    "grasp", needs_data=True, needs_labels=True, higher_is_better=True, cost="2 forwards + double backward"
+    "grasp",
+    needs_data=True,
+    needs_labels=True,
+    higher_is_better=True,
+    cost="1 forward + 1 backward with graph + double backward",
+    uses=("grad_graph",),
 )
 def grasp(ev: Evaluation) -> float:
     """GraSP (Wang et al. 2020), as in the suite: -sum W * (H g), H the Hessian of the loss.
 
-    g is the loss gradient of the shared pass; a second forward on the same train-mode copy gives
-    grad_f with a graph, and Hg = d<stop(g), grad_f>/dW.
+    The reference computes g, then grad_f with a graph on a second identical train-mode forward;
+    here the shared backward keeps its graph, so grad_f is g itself and Hg = d<stop(g), g>/dW.
     """
     gradients = ev.gradients()
-    net = ev.forward().net
-    weights = [layer.weight for layer in gradients.layers]
-    loss = F.cross_entropy(logits_of(net(ev.x)), ev.labels())
-    grad_f = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
-    z = sum((g * gf).sum() for g, gf in zip(gradients.grads, grad_f) if g is not None and gf is not None)
+    pairs = [(g, gf) for g, gf in zip(gradients.grads, gradients.grads_with_graph) if g is not None]
+    z = sum((g * gf).sum() for g, gf in pairs)
     if not torch.is_tensor(z) or not z.requires_grad:
         return 0.0
+    weights = [layer.weight for layer in gradients.layers]
     hessian_g = torch.autograd.grad(z, weights, allow_unused=True)
-    return float(sum((-w.detach() * hg).sum() for w, hg in zip(weights, hessian_g) if hg is not None))
+    return float(sum((-w * hg).sum() for w, hg in zip(gradients.weights, hessian_g) if hg is not None))
