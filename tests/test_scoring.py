@@ -178,3 +178,14 @@ def test_unreadable_files_are_one_line_errors(tmp_path, capsys):
     assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--out", a_file) == 2
     err = capsys.readouterr().err
     assert err.startswith("robustnas: error: ") and str(a_file) in err and err.count("\n") == 1
+
+
+def test_progress_logs_lines_when_not_a_terminal(capsys, monkeypatch):
+    from robustnas.scoring import _progress
+
+    monkeypatch.setattr(_progress, "LOG_EVERY_S", 0.0)
+    with _progress(total=4, done=1) as advance:
+        advance()
+        advance()
+    err = capsys.readouterr().err
+    assert "scoring: 2/4 (" in err and "scoring: 3/4 (" in err and "min left)" in err

@@ -195,19 +195,23 @@ def _results(settings: ScoreSettings, jobs: list, workers: int, threads: int) ->
 
 
 class _progress:
-    """A rich progress bar (rate and ETA) on stderr; a no-op when stderr is not a terminal."""
+    """Progress with rate and ETA on stderr: a rich bar on a terminal, else a log line every 30 s."""
+
+    LOG_EVERY_S = 30.0
 
     def __init__(self, total: int, done: int) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        console = Console(stderr=True)
+        self.console = Console(stderr=True)
         self.bar = Progress(
             TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(), console=console, disable=not console.is_terminal,
+            TimeRemainingColumn(), console=self.console, disable=not self.console.is_terminal,
         )
         self.task = self.bar.add_task("score", total=total, completed=done, rate="")
-        self.start, self.count = time.perf_counter(), 0
+        self.total, self.done = total, done
+        self.start = self.last_log = time.perf_counter()
+        self.count = 0
 
     def __enter__(self):
         self.bar.__enter__()
@@ -215,8 +219,16 @@ class _progress:
 
     def advance(self) -> None:
         self.count += 1
-        rate = self.count / max(time.perf_counter() - self.start, 1e-9)
+        now = time.perf_counter()
+        rate = self.count / max(now - self.start, 1e-9)
         self.bar.update(self.task, advance=1, rate=f"{rate:.2f} arch/s")
+        if not self.console.is_terminal and now - self.last_log >= self.LOG_EVERY_S:
+            self.last_log = now
+            left = (self.total - self.done - self.count) / rate
+            print(
+                f"scoring: {self.done + self.count}/{self.total} ({rate:.2f} arch/s, about {left / 60:.0f} min left)",
+                file=sys.stderr, flush=True,
+            )
 
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(*exc)
