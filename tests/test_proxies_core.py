@@ -97,7 +97,7 @@ def test_size_proxies():
     # conv1 MACs + BN 2x + ReLU + conv2 MACs + bias + linear (tensorwatch rules, per image)
     flops = 3 * 4 * 9 * 25 + 2 * 4 * 25 + 4 * 25 + (4 * 4 * 9 * 25 + 4 * 25) + 100 * 3
     assert values["flops"] == flops / 1e6
-    assert values["l2_norm"] == pytest.approx(sum(float(m.weight.norm()) for m in convs_linear), rel=1e-6)
+    assert values["l2_norm"] == pytest.approx(sum(float(m.weight.detach().norm()) for m in convs_linear), rel=1e-6)
 
 
 def test_nb201_params_and_flops_through_the_proxy_api():
