@@ -151,11 +151,10 @@ def open_run(out: Path, settings: ScoreSettings):
     return store
 
 
-def todo(store, settings: ScoreSettings, archs: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+def todo(store, settings: ScoreSettings, archs: list[str], config: str) -> list[tuple[str, tuple[str, ...]]]:
     """(arch, proxies still missing) for every architecture with missing values."""
     from robustnas.store import Key
 
-    config = store.add_config(settings.value_config())
     keys = [Key(a, p, settings.seed, config) for a in archs for p in settings.proxies]
     missing: dict[str, list[str]] = {}
     for key in store.missing(RUN, keys):
@@ -172,8 +171,8 @@ def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: i
     threads = max(1, (os.cpu_count() or 1) // workers)
     _init_worker(settings, threads)  # loads the data: bad settings fail before the run directory exists
     with open_run(out, settings) as store:
-        jobs = todo(store, settings, archs)
         config = store.add_config(settings.value_config())
+        jobs = todo(store, settings, archs, config)
         start = time.perf_counter()
         with _progress(len(archs), len(archs) - len(jobs)) as advance:
             for arch, values, reasons, _ in _results(settings, jobs, workers, threads):

@@ -17,7 +17,8 @@ NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
 INPUT_SIZE = {"cifar10": 32, "cifar100": 32, "ImageNet16-120": 16}
 
 
-def _check(space: str, dataset: str | None = None) -> None:
+def check_space(space: str, dataset: str | None = None) -> None:
+    """One-line errors for an unknown space or dataset."""
     if space not in SPACES:
         raise RobustnasError(f"unknown search space {space!r}; choose one of {', '.join(SPACES)}")
     if dataset is not None and dataset not in NUM_CLASSES:
@@ -44,7 +45,7 @@ def parse(space: str, value: Any) -> Any:
     For DARTS and ARNAS, a string naming an existing file is replaced by the file's text (a
     genotype or JSON file); NB201 architectures are always given inline.
     """
-    _check(space)
+    check_space(space)
     if space != "nb201" and isinstance(value, str) and os.path.isfile(value):
         value = read_text_file(Path(value))
     return _genotype_type(space).parse(value)
@@ -64,7 +65,7 @@ def build(space: str, arch: Any, dataset: str = "cifar10"):
     Standard evaluation sizes: NB201 C=16, 5 cells per stage; DARTS C=36, 20 cells (DARTS paper);
     ARNAS C=64, 20 cells (ARNAS code). No auxiliary head here; the trainer adds it on request.
     """
-    _check(space, dataset)
+    check_space(space, dataset)
     arch = parse(space, arch)
     if space == "nb201":
         from robustnas.spaces.nb201_net import build_nb201
@@ -114,7 +115,7 @@ def convert(space: str, value: Any, to: str) -> str:
 
 def sample(space: str, n: int, seed: int, unique: bool = False) -> list[Any]:
     """``n`` random architectures (seeded); ``unique`` keeps NB201 isomorphism representatives."""
-    _check(space)
+    check_space(space)
     if n < 0:
         raise RobustnasError(f"-n must be >= 0, got {n}")
     rng = random.Random(seed)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustnas.errors import RobustnasError
-from robustnas.spaces import INPUT_SIZE, NUM_CLASSES
+from robustnas.spaces import INPUT_SIZE, NUM_CLASSES, check_space
 from robustnas.spaces.nb201 import EDGES, OPS, NB201Arch
 
 __all__ = ["INPUT_SIZE", "NB201Network", "build_nb201"]
@@ -115,6 +114,5 @@ class NB201Network(nn.Module):
 
 def build_nb201(arch: NB201Arch | str | int | tuple, dataset: str = "cifar10", **kwargs) -> NB201Network:
     """The NB201 network of ``arch`` for a benchmark dataset (10/100/120 classes)."""
-    if dataset not in NUM_CLASSES:
-        raise RobustnasError(f"unknown dataset {dataset!r}; choose one of {', '.join(NUM_CLASSES)}")
+    check_space("nb201", dataset)
     return NB201Network(NB201Arch.parse(arch), num_classes=NUM_CLASSES[dataset], **kwargs)
