@@ -1,0 +1,244 @@
+"""robustnas.report.stats and robustnas.report.figures on small hand-checkable inputs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from robustnas.errors import RobustnasError
+from robustnas.report import figures
+from robustnas.report.stats import (
+    CROZE_GROUPS,
+    correlation_matrix,
+    correlations,
+    corruption_groups,
+    greedy_subset,
+    harmonic_robustness,
+    learning_curve,
+    training_sizes,
+)
+
+
+def _one(table: pd.DataFrame, proxy: str, target: str) -> pd.Series:
+    return table[(table.proxy == proxy) & (table.target == target)].iloc[0]
+
+
+# ---- correlations -------------------------------------------------------------------------------
+def test_correlations_monotone_reversed_and_ties():
+    features = pd.DataFrame({"up": [1.0, 2, 3, 4], "tied": [1.0, 1, 2, 3]})
+    targets = pd.DataFrame({"same": [10.0, 20, 30, 40], "rev": [4.0, 3, 2, 1], "t": [1.0, 2, 2, 1]})
+    table = correlations(features, targets)
+    assert list(table.columns) == ["proxy", "target", "kendall", "spearman", "n"]
+    assert list(zip(table.proxy, table.target)) == [
+        ("up", "same"), ("up", "rev"), ("up", "t"), ("tied", "same"), ("tied", "rev"), ("tied", "t")
+    ]
+    assert _one(table, "up", "same")[["kendall", "spearman"]].tolist() == [1.0, 1.0]
+    assert _one(table, "up", "rev")[["kendall", "spearman"]].tolist() == [-1.0, -1.0]
+    # x = 1,1,2,3 vs y = 1,2,2,1 over the 6 pairs: (1,2) tied in x; (1,3) concordant; (1,4) and
+    # (2,3) tied in y; (2,4), (3,4) discordant. tau-b = (C - D) / sqrt((6 - 1)(6 - 2)) = -1/sqrt(20).
+    # Ranks x 1.5,1.5,3,4 and y 1.5,3.5,3.5,1.5: rho = -1 / sqrt(4.5 * 4) = -1/sqrt(18).
+    tied = _one(table, "tied", "t")
+    assert tied.kendall == pytest.approx(-1 / math.sqrt(20), abs=1e-12)
+    assert tied.spearman == pytest.approx(-1 / math.sqrt(18), abs=1e-12)
+    # x = 1,2,3,4 vs y = 1,2,2,1: C = 2 ((1,2),(1,3)), D = 2 ((2,4),(3,4)) -> 0.
+    assert _one(table, "up", "t").kendall == pytest.approx(0.0, abs=1e-12)
+
+
+def test_correlations_tau_b_with_ties_in_one_side():
+    # x = 1,1,2,2 vs y = 1,2,3,4: C = 4, D = 0, 2 pairs tied in x -> tau-b = 4 / sqrt(4 * 6).
+    # Ranks 1.5,1.5,3.5,3.5 vs 1..4: rho = 4 / sqrt(4 * 5).
+    table = correlations(pd.DataFrame({"p": [1.0, 1, 2, 2]}), pd.DataFrame({"a": [1.0, 2, 3, 4]}))
+    assert table.kendall[0] == pytest.approx(2 / math.sqrt(6), abs=1e-12)
+    assert table.spearman[0] == pytest.approx(2 / math.sqrt(5), abs=1e-12)
+
+
+def test_correlations_align_on_index_and_drop_non_finite():
+    features = pd.DataFrame({"p": [1.0, 2, 3, 4, 5, 99]}, index=[0, 1, 2, 3, 4, 9])
+    # Targets in another order, one row only here (7), one NaN (row 2), one inf (row 3).
+    targets = pd.DataFrame({"a": [50.0, 40, np.inf, np.nan, 10, -5]}, index=[4, 3, 2, 1, 0, 7])
+    row = correlations(features, targets).iloc[0]
+    # Rows 0, 3, 4 remain: p = 1, 4, 5 and a = 10, 40, 50 -> perfectly monotone.
+    assert (row.n, row.kendall, row.spearman) == (3, 1.0, 1.0)
+
+
+def test_correlations_nan_when_constant_or_too_few_rows():
+    features = pd.DataFrame({"const": [1.0, 1, 1], "p": [1.0, np.nan, np.nan]})
+    table = correlations(features, pd.DataFrame({"a": [1.0, 2, 3]}))
+    assert math.isnan(table.kendall[0]) and math.isnan(table.spearman[0]) and table.n[0] == 3
+    assert math.isnan(table.kendall[1]) and table.n[1] == 1
+
+
+def test_correlations_bad_input():
+    good = pd.DataFrame({"a": [1.0, 2.0]})
+    with pytest.raises(RobustnasError, match="share no index"):
+        correlations(good, good.set_axis([5, 6]))
+    with pytest.raises(RobustnasError, match="non-numeric columns name"):
+        correlations(good.assign(name=["x", "y"]), good)
+    with pytest.raises(RobustnasError, match="duplicate index"):
+        correlations(good.set_axis([0, 0]), good)
+    with pytest.raises(RobustnasError, match="targets is empty"):
+        correlations(good, good.iloc[:0])
+
+
+def test_correlation_matrix_keeps_order():
+    features = pd.DataFrame({"z": [1.0, 2, 3], "a": [3.0, 2, 1]})
+    targets = pd.DataFrame({"clean": [1.0, 2, 3], "b": [1.0, 3, 2]})
+    matrix = correlation_matrix(correlations(features, targets))
+    assert list(matrix.index) == ["z", "a"] and list(matrix.columns) == ["clean", "b"]
+    assert matrix.loc["a", "clean"] == -1.0
+    assert correlation_matrix(correlations(features, targets), "spearman").loc["z", "b"] == pytest.approx(0.5)
+    with pytest.raises(RobustnasError, match="unknown correlation"):
+        correlation_matrix(correlations(features, targets), "pearson")
+
+
+# ---- HRS and corruption groups ----------------------------------------------------------------------
+def test_harmonic_robustness():
+    clean = pd.Series([0.9, 0.5, 0.0, 0.8], index=[0, 1, 2, 3])
+    robust = pd.Series([0.1, 0.5, 0.0, 0.4], index=[0, 1, 2, 9])
+    hrs = harmonic_robustness(clean, robust)
+    assert list(hrs.index) == [0, 1, 2] and hrs.name == "hrs"
+    assert hrs.tolist() == pytest.approx([2 * 0.9 * 0.1 / 1.0, 0.5, 0.0], abs=1e-15)
+
+
+def _corruption_frame() -> pd.DataFrame:
+    """Accuracy of corruption number k (alphabetical) at severity s = k / 100 + s / 1000."""
+    names = sorted(c for members in [*CROZE_GROUPS.values(), ("elastic_transform", "pixelate")] for c in members)
+    data = {f"{c}@{s}": [k / 100 + s / 1000, 1.0] for k, c in enumerate(names) for s in range(1, 6)}
+    return pd.DataFrame({"clean": [0.9, 0.8], **data}, index=[7, 8])
+
+
+def test_corruption_groups_hendrycks():
+    frame = _corruption_frame()
+    # Alphabetical numbers: brightness 0, contrast 1, defocus 2, elastic 3, fog 4, frost 5, gaussian 6,
+    # glass 7, impulse 8, jpeg 9, motion 10, pixelate 11, shot 12, snow 13, zoom 14; severities add 0.003.
+    groups = corruption_groups(frame)
+    assert list(groups.columns) == ["noise", "blur", "weather", "digital"] and list(groups.index) == [7, 8]
+    expected = {"noise": (6 + 12 + 8) / 3, "blur": (2 + 7 + 10 + 14) / 4, "weather": (13 + 5 + 4 + 0) / 4,
+                "digital": (1 + 3 + 11 + 9) / 4}
+    for name, k in expected.items():
+        assert groups.loc[7, name] == pytest.approx(k / 100 + 0.003, abs=1e-12)
+        assert groups.loc[8, name] == 1.0
+
+
+def test_corruption_groups_croze_and_nan():
+    frame = _corruption_frame()
+    frame.loc[8, "snow@5"] = np.nan
+    groups = corruption_groups(frame, CROZE_GROUPS)
+    assert groups.loc[7, "weather"] == pytest.approx((13 + 5 + 4) / 300 + 0.003, abs=1e-12)
+    assert groups.loc[7, "digital"] == pytest.approx((1 + 0 + 9) / 300 + 0.003, abs=1e-12)
+    assert math.isnan(groups.loc[8, "weather"]) and groups.loc[8, "noise"] == 1.0
+
+
+def test_corruption_groups_names_missing_columns():
+    frame = _corruption_frame().drop(columns=["fog@2", "pixelate@5"])
+    with pytest.raises(RobustnasError, match="fog@2, pixelate@5"):
+        corruption_groups(frame)
+    # CRoZe's groups do not use pixelate.
+    assert corruption_groups(frame.assign(**{"fog@2": 0.0}), CROZE_GROUPS).notna().all().all()
+
+
+# ---- greedy subsets and learning curves -------------------------------------------------------
+WEIGHTS = {"a": 0.5, "b": 0.25, "c": 0.25, "d": 0.125}
+
+
+def test_greedy_subset_additive_score():
+    calls = []
+
+    def score(subset: list[str]) -> float:
+        calls.append(list(subset))
+        return sum(WEIGHTS[f] for f in subset)
+
+    steps = greedy_subset(score, ["a", "b", "c", "d"], target_fraction=0.8)
+    # all: 1.125, target 0.9: a (0.5), b ties c -> b first (0.75), c (1.0 >= 0.9).
+    assert steps.to_dict("list") == {"step": [1, 2, 3], "feature": ["a", "b", "c"], "score": [0.5, 0.75, 1.0]}
+    assert steps.attrs == {"full_score": 1.125, "target_score": pytest.approx(0.9, abs=1e-15)}
+    assert calls[0] == ["a", "b", "c", "d"]
+    assert calls[1:5] == [["a"], ["b"], ["c"], ["d"]] and calls[5:8] == [["a", "b"], ["a", "c"], ["a", "d"]]
+
+
+def test_greedy_subset_tie_break_follows_candidate_order_and_cap():
+    def capped(subset: list[str]) -> float:
+        return min(sum(WEIGHTS[f] for f in subset), 0.75)
+
+    steps = greedy_subset(capped, ["d", "c", "a", "b"])
+    # all: 0.75, target 0.7125: a (0.5), then c before b in candidate order (0.75).
+    assert steps.feature.tolist() == ["a", "c"] and steps.score.tolist() == [0.5, 0.75]
+    # fraction 1 with a score that only counts features: all are added, each tie in candidate order.
+    every = greedy_subset(len, ["z", "x", "y"], target_fraction=1.0)
+    assert every.feature.tolist() == ["z", "x", "y"] and every.score.tolist() == [1, 2, 3]
+    # below-target subsets until the last candidate; a negative full score gets a target below it.
+    assert greedy_subset(lambda s: 0.0 if len(s) < 2 else 1.0, ["x", "y"]).feature.tolist() == ["x", "y"]
+    negative = greedy_subset(lambda s: -1.0, ["x", "y"], target_fraction=0.9)
+    assert negative.feature.tolist() == ["x"] and negative.attrs["target_score"] == pytest.approx(-1.1)
+
+
+def test_greedy_subset_bad_input():
+    with pytest.raises(RobustnasError, match="distinct"):
+        greedy_subset(len, ["a", "a"])
+    with pytest.raises(RobustnasError, match="target_fraction"):
+        greedy_subset(len, ["a"], target_fraction=1.5)
+    with pytest.raises(RobustnasError, match="finite"):
+        greedy_subset(lambda s: float("nan"), ["a"])
+
+
+def test_training_sizes_and_learning_curve():
+    assert training_sizes(400) == [50, 100, 200, 400]
+    assert training_sizes(5172) == [50, 100, 200, 400, 800, 1600, 3200, 5172]
+    assert training_sizes(10, start=3) == [3, 6, 10]
+    with pytest.raises(RobustnasError, match="start <= n_train"):
+        training_sizes(40)
+    curve = learning_curve(lambda n: 1 - 1 / n, [1, 2, 4])
+    assert curve.to_dict("list") == {"n": [1, 2, 4], "score": [0.0, 0.5, 0.75]}
+    with pytest.raises(RobustnasError, match="positive integers"):
+        learning_curve(lambda n: 0.0, [0, 10])
+
+
+# ---- figures ----------------------------------------------------------------------------------
+def _png_size(path) -> tuple[int, int]:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_family_labels():
+    assert [figures.family_label(f) for f in ("jacov", "snip", "flops", "zen", "hessian_eig", "croze", "x")] == [
+        "jacov ★", "snip ◆", "flops ■", "zen ▼", "hessian_eig ●", "croze ▲", "x"
+    ]
+
+
+def test_correlation_heatmap(tmp_path):
+    table = pd.DataFrame([[0.5, -0.25], [np.nan, 1.0]], index=["jacov", "zen"], columns=["clean", "pgd@1.0"])
+    out = figures.correlation_heatmap(table, tmp_path / "sub" / "heat.png", "tau")
+    assert out == tmp_path / "sub" / "heat.png" and min(_png_size(out)) > 300
+    big = pd.DataFrame(np.linspace(-1, 1, 13 * 109).reshape(13, 109))
+    width, _ = _png_size(figures.correlation_heatmap(big, tmp_path / "big.png", "signed", absolute=False))
+    assert width > 2000  # the figure widens with the number of targets
+    with pytest.raises(RobustnasError, match="outside"):
+        figures.correlation_heatmap(table * 2, tmp_path / "x.png", "bad")
+
+
+def test_importance_bars_learning_curves_r2_bars(tmp_path):
+    importances = pd.DataFrame(
+        {"multi": [0.5, 0.2, 0.3], "clean": [0.4, 0.4, 0.2], "pgd@1.0": [0.1, 0.6, 0.3]}, index=["jacov", "snip", "zen"]
+    )
+    assert min(_png_size(figures.importance_bars(importances, tmp_path / "imp.png", "importance"))) > 300
+    assert _png_size(figures.importance_bars(importances, tmp_path / "plain.png", "importance", decorate=False))
+    curves = pd.DataFrame({"n": [50, 100, 200] * 2, "score": [0.1, 0.3, 0.4, 0.0, 0.1, 0.15],
+                           "series": ["clean"] * 3 + ["pgd@1.0"] * 3})
+    path = figures.learning_curves(curves, tmp_path / "lc.png", "curves", full_scores={"clean": 0.5}, ylabel="R²")
+    assert min(_png_size(path)) > 300
+    with pytest.raises(RobustnasError, match="not in the curves: fgsm"):
+        figures.learning_curves(curves, tmp_path / "x.png", "curves", full_scores={"fgsm": 0.5})
+    r2 = pd.DataFrame({"paper": [0.97, 0.65], "ours": [0.95, np.nan]}, index=["Clean", "PGD"])
+    assert min(_png_size(figures.r2_bars(r2, tmp_path / "r2.png", "R²"))) > 300
+
+
+@pytest.mark.parametrize("plot", [figures.correlation_heatmap, figures.importance_bars, figures.r2_bars,
+                                  figures.learning_curves])
+def test_figures_refuse_empty_tables(tmp_path, plot):
+    with pytest.raises(RobustnasError):
+        plot(pd.DataFrame(), tmp_path / "empty.png", "empty")
+    assert not (tmp_path / "empty.png").exists()
