@@ -14,7 +14,8 @@ For each architecture (batch 64, float32 network, CPU unless --device), all in o
     python benchmarks/proxy_speed.py --archs 50
 
 Rows are appended to runs/speed/<device>.jsonl as each architecture finishes, so an interrupted
-run resumes. Writes docs/results/proxy-speed[-cuda].{md,json}.
+run resumes. Writes docs/results/proxy-speed[-cuda].{md,json}; on CPU also the per-proxy seconds the study
+reports as proxy costs (src/robustnas/_embedded/proxy_seconds.json).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from robustnas.spaces import build
 from robustnas.spaces.nb201 import NB201Arch, unique_indices
 
 ROOT = Path(__file__).resolve().parents[1]
+EMBEDDED = ROOT / "src" / "robustnas" / "_embedded" / "proxy_seconds.json"
 SUITE = ["epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm", "nwot", "params", "plain",
          "snip", "synflow", "zen"]
 FUSED = SUITE + ["croze"]
@@ -159,6 +161,10 @@ def write(table: pd.DataFrame, facts: dict, command: str, device: str, archs: in
     ]
     (out / f"proxy-speed{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if device == "cpu":  # the study's proxy costs (robustnas.report.study.proxy_seconds)
+        alone = table.set_index("what")["mean s"]
+        seconds = {proxy: round(float(alone[proxy]), 4) for proxy in [*FUSED, "jacob_fro", "hessian_eig"]}
+        EMBEDDED.write_text(json.dumps({"command": command, "archs": archs, "seconds": seconds}, indent=2) + "\n")
 
 
 def main() -> None:

@@ -127,6 +127,18 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(export(Path(args.run), Path(args.out)))
 
 
+def cmd_study(args: argparse.Namespace) -> None:
+    import shlex
+    from pathlib import Path
+
+    from robustnas.report.study import run_study
+
+    runs = [Path(run) for run in args.runs or []]
+    command = shlex.join(["robustnas", "study", "--dataset", args.dataset, "--features", args.features,
+                          *(["--runs", *map(str, runs)] if runs else []), "--out", args.out])
+    print(run_study(args.dataset, args.features, runs, Path(args.out), command))
+
+
 # ---- demo --------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> None:
     from robustnas.demo import run_demo
@@ -168,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run directory")
     export.add_argument("--out", required=True, help="FILE.csv or FILE.parquet")
     export.set_defaults(func=cmd_export)
+
+    study = commands.add_parser("study", help="report: how well proxies predict clean and robust accuracy (NB201)")
+    study.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    study.add_argument("--features", choices=("suite", "ours", "both"), default="suite",
+                       help="suite: NAS-Bench-Suite-Zero's values; ours: scoring runs (--runs); both: their union")
+    study.add_argument("--runs", nargs="+", help="NB201 scoring run directories of --dataset (robustnas score)")
+    study.add_argument("--out", required=True, help="report directory (report.md, report.html, figures, CSVs)")
+    study.set_defaults(func=cmd_study)
 
     demo = commands.add_parser("demo", help="sample NB201 architectures and show their cost and benchmark accuracy")
     demo.add_argument("-n", type=int, default=8, help="number of architectures (default 8)")

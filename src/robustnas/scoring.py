@@ -20,7 +20,10 @@ import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from robustnas.errors import RobustnasError
 
@@ -245,18 +248,22 @@ def summary_table(out: Path):
     return table.drop(columns="size")
 
 
-def export(run_dir: Path, out: Path) -> Path:
-    """One row per architecture (column ``arch``) and one column per proxy, as .csv or .parquet."""
+def scores(run_dir: Path) -> pd.DataFrame:
+    """The stored values of a run: index ``arch``, one column per proxy in registry order."""
     from robustnas.proxies import resolve
     from robustnas.store import Store
 
-    if out.suffix not in (".csv", ".parquet"):
-        raise RobustnasError(f"--out must end in .csv or .parquet, got {out.name!r}")
     _require_run_dir(run_dir)
     with Store(run_dir / STORE_FILE) as store:
         wide = store.wide_frame(RUN)
-    order = [p for p in resolve("all") if p in wide.columns]
-    wide = wide[order].rename_axis("arch").reset_index()
+    return wide[[p for p in resolve("all") if p in wide.columns]].rename_axis("arch")
+
+
+def export(run_dir: Path, out: Path) -> Path:
+    """One row per architecture (column ``arch``) and one column per proxy, as .csv or .parquet."""
+    if out.suffix not in (".csv", ".parquet"):
+        raise RobustnasError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    wide = scores(run_dir).reset_index()
     out.parent.mkdir(parents=True, exist_ok=True)
     wide.to_csv(out, index=False) if out.suffix == ".csv" else wide.to_parquet(out, index=False)
     return out

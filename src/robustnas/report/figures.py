@@ -37,8 +37,9 @@ FAMILY_SYMBOLS: dict[str, str] = {
 
 
 def family_label(feature: str) -> str:
-    """``feature`` followed by its family symbol (e.g. ``jacov ★``); unknown features unchanged."""
-    family = PROXY_FAMILIES.get(feature)
+    """``feature`` followed by its family symbol (e.g. ``jacov ★``, ``suite_jacov ★``); unknown
+    features unchanged."""
+    family = PROXY_FAMILIES.get(feature.removeprefix("suite_"))
     return f"{feature} {FAMILY_SYMBOLS[family]}" if family else feature
 
 
@@ -98,7 +99,7 @@ def importance_bars(importances: pd.DataFrame, path: str | Path, title: str, dec
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     if decorate:
-        present = dict.fromkeys(PROXY_FAMILIES[f] for f in features if f in PROXY_FAMILIES)
+        present = dict.fromkeys(PROXY_FAMILIES[f] for f in (f.removeprefix("suite_") for f in features) if f in PROXY_FAMILIES)
         key = "   ".join(f"{FAMILY_SYMBOLS[family]} {family}" for family in present)
         fig.text(0.5, 0.005, key, ha="center", va="bottom", fontsize=8)
     return _save(fig, path, bottom=0.04 if decorate else 0.0)

@@ -1,0 +1,358 @@
+"""The robustness-prediction study: seed 003's tables and CRoZe's correlation table, then beyond.
+
+``run_study(dataset, source, runs, out)`` writes REPORT_DIR/report.md + report.html, PNG figures,
+``r2.csv``, ``correlations.csv`` and the saved predictor. Protocol (spec
+zero-cost-proxies-and-rf-study.md §4): one row per NB201 isomorphism class (its representative's
+values), raw proxy values as features (no scaling; the suite's -1e8 sentinels kept), accuracies in
+[0, 1] from the robustness dataset (Jung et al. 2023) as targets, one 80/20 split (random_state
+42) shared by every target, the paper's random forest, test R² (mean over outputs for the
+multi-objective fits), attacks at eps 1/255.
+
+Feature sources: ``suite`` (NAS-Bench-Suite-Zero's recorded values), ``ours`` (robustnas scoring
+runs, reused as stored: nothing is recomputed) and ``both`` (their union, suite columns prefixed
+``suite_``, on the architectures present in both).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from robustnas.bench import Benchmark
+from robustnas.errors import RobustnasError
+from robustnas.predict import Predictor, split
+from robustnas.report import figures
+from robustnas.report.document import Document
+from robustnas.report.stats import (
+    CROZE_GROUPS,
+    correlation_matrix,
+    correlations,
+    greedy_subset,
+    harmonic_robustness,
+    learning_curve,
+    training_sizes,
+)
+
+SOURCES = ("suite", "ours", "both")
+DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+ATTACKS = ("fgsm", "pgd", "apgd-ce", "square")
+STUDY_EPS = 1.0
+SUITE_PREFIX = "suite_"
+MIN_ARCHS = 100  # fewer rows make an 80/20 split and a 100-tree forest meaningless
+
+# Seed 003 (spec §5), test R² at eps 1/255. Table 1: all proxies as features; the multi-objective
+# entries (clean + attack) are listed under the attack's name.
+PAPER_TABLE1 = {
+    "cifar10": {"single": {"clean": 0.97, "fgsm@1": 0.88, "pgd@1": 0.65, "apgd-ce@1": 0.66, "square@1": 0.75},
+                "multi": {"fgsm@1": 0.92, "pgd@1": 0.81, "apgd-ce@1": 0.82, "square@1": 0.86}},
+    "cifar100": {"single": {"clean": 0.96, "fgsm@1": 0.75, "pgd@1": 0.69, "apgd-ce@1": 0.73, "square@1": 0.68},
+                 "multi": {"fgsm@1": 0.86, "pgd@1": 0.83, "apgd-ce@1": 0.85, "square@1": 0.82}},
+    "ImageNet16-120": {"single": {"clean": 0.93, "fgsm@1": 0.65, "pgd@1": 0.84, "apgd-ce@1": 0.87, "square@1": 0.76},
+                       "multi": {"fgsm@1": 0.78, "pgd@1": 0.88, "apgd-ce@1": 0.90, "square@1": 0.85}},
+}  # fmt: skip
+# Table 2: the most important feature alone ("jacob" in the paper is most likely jacov, spec §5).
+PAPER_TABLE2 = {
+    "cifar10": {"single": {"clean": 0.84, "fgsm@1": 0.41, "pgd@1": -0.31, "apgd-ce@1": 0.002, "square@1": 0.16},
+                "multi": {"fgsm@1": 0.37, "pgd@1": 0.26, "apgd-ce@1": 0.42, "square@1": 0.54}},
+    "cifar100": {"single": {"clean": 0.74, "fgsm@1": 0.12, "pgd@1": 0.09, "apgd-ce@1": 0.28, "square@1": -0.004},
+                 "multi": {"fgsm@1": 0.42, "pgd@1": 0.42, "apgd-ce@1": 0.51, "square@1": 0.31}},
+    "ImageNet16-120": {"single": {"clean": 0.61, "fgsm@1": -0.003, "pgd@1": 0.58, "apgd-ce@1": 0.64, "square@1": 0.44},
+                       "multi": {"fgsm@1": 0.31, "pgd@1": 0.60, "apgd-ce@1": 0.63, "square@1": 0.52}},
+}  # fmt: skip
+# Table 3: multi-objective without the most important feature.
+PAPER_TABLE3 = {"cifar10": {"fgsm@1": 0.92, "pgd@1": 0.79}, "cifar100": {"fgsm@1": 0.87, "pgd@1": 0.83},
+                "ImageNet16-120": {"fgsm@1": 0.72, "pgd@1": 0.81}}
+PAPER_TABLES = {"all": PAPER_TABLE1, "top1": PAPER_TABLE2}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One regression: ``target`` names it in r2.csv (e.g. ``pgd@1``), ``columns`` are fitted."""
+
+    target: str
+    objective: str  # "single" | "multi"
+    columns: tuple[str, ...]
+
+
+def tasks() -> list[Task]:
+    """Seed 003's nine fits: clean and each attack alone, and clean + each attack together."""
+    attacks = [(f"{attack}@{STUDY_EPS:g}", f"{attack}@{STUDY_EPS}") for attack in ATTACKS]
+    return [Task("clean", "single", ("clean",)),
+            *(Task(name, "single", (column,)) for name, column in attacks),
+            *(Task(name, "multi", ("clean", column)) for name, column in attacks)]
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+def suite_features(dataset: str, bench: Benchmark) -> pd.DataFrame:
+    """NAS-Bench-Suite-Zero's 13 proxies, one row per isomorphism representative it covers."""
+    if dataset not in bench.suite_zero_datasets():
+        raise RobustnasError(
+            f"NAS-Bench-Suite-Zero has no {dataset} values (only {', '.join(bench.suite_zero_datasets())}); "
+            "use --features ours"
+        )
+    suite = bench.suite_zero(dataset).drop(columns="val_accuracy")
+    return suite.loc[suite.index.isin(bench.representatives())]
+
+
+def run_features(dataset: str, runs: list[Path], bench: Benchmark) -> pd.DataFrame:
+    """Our proxies from stored NB201 scoring runs of ``dataset``, one row per representative.
+
+    Several runs are joined (later runs fill architectures and proxies the earlier ones lack);
+    a non-representative architecture stands for its class when the representative is missing.
+    """
+    from robustnas.scoring import read_settings, scores
+    from robustnas.spaces.nb201 import NB201Arch
+
+    if not runs:
+        raise RobustnasError("--features ours/both needs scoring runs: pass --runs RUN_DIR (made by robustnas score)")
+    frames = []
+    for run in runs:
+        settings = read_settings(run)
+        if settings.get("space") != "nb201" or settings.get("dataset") != dataset:
+            raise RobustnasError(
+                f"{run}: a {settings.get('space')}/{settings.get('dataset')} run; the study needs nb201/{dataset} runs"
+            )
+        frames.append(scores(run))
+    combined = frames[0]
+    for frame in frames[1:]:
+        combined = combined.combine_first(frame)
+    indices = [NB201Arch.parse(arch).index for arch in combined.index]
+    combined.index = pd.Index([bench.representative(i) for i in indices], name="nb201_index")
+    is_representative = np.array([i == r for i, r in zip(indices, combined.index)])
+    combined = combined.iloc[np.argsort(~is_representative, kind="stable")]  # representatives first
+    return combined[~combined.index.duplicated()].sort_index()
+
+
+def load_features(dataset: str, source: str, runs: list[Path], bench: Benchmark) -> pd.DataFrame:
+    if source not in SOURCES:
+        raise RobustnasError(f"--features must be one of {', '.join(SOURCES)}, got {source!r}")
+    if source == "suite":
+        return suite_features(dataset, bench)
+    ours = run_features(dataset, runs, bench)
+    if source == "ours":
+        return ours
+    suite = suite_features(dataset, bench).add_prefix(SUITE_PREFIX)
+    return ours.join(suite, how="inner")
+
+
+# ---- analyses ----------------------------------------------------------------------------------
+def fit_tasks(features: pd.DataFrame, targets: pd.DataFrame, dataset: str, models: tuple[str, ...]
+              ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Tables 1-3 as r2.csv rows, and the importances of the all-feature RF fits per attack."""
+    rows, importances = [], {}
+    for task in tasks():
+        x_train, x_test, y_train, y_test = split(features, targets[list(task.columns)])
+        for model in models:
+            fitted = Predictor(model).fit(x_train, y_train)
+            ranking = fitted.feature_importances_.sort_values(ascending=False)
+            top = str(ranking.index[0])
+            rows.append(_r2_row(dataset, task, "all", model, fitted.score(x_test, y_test), top))
+            if model != "rf":
+                continue
+            importances.setdefault(task.target, {})[task.objective] = ranking
+            alone = Predictor(model).fit(x_train[[top]], y_train)
+            rows.append(_r2_row(dataset, task, "top1", model, alone.score(x_test[[top]], y_test), top))
+            if task.objective == "multi":
+                rest = [c for c in features.columns if c != top]
+                without = Predictor(model).fit(x_train[rest], y_train)
+                rows.append(_r2_row(dataset, task, "without_top1", model, without.score(x_test[rest], y_test), top))
+    clean = importances.pop("clean")["single"]
+    per_attack = {target: pd.DataFrame({"multi (clean + attack)": parts["multi"], "clean": clean,
+                                        target: parts["single"]}).fillna(0.0)
+                  for target, parts in importances.items()}
+    return pd.DataFrame(rows), per_attack
+
+
+def _r2_row(dataset: str, task: Task, features: str, model: str, r2: float, top: str) -> dict:
+    return {"dataset": dataset, "target": task.target, "objective": task.objective, "features": features,
+            "model": model, "r2": float(r2), "top_feature": top}
+
+
+def paper_value(dataset: str, target: str, objective: str, features: str) -> float:
+    """Seed 003's R² for this cell (NaN where the paper has none)."""
+    if features == "without_top1":
+        return PAPER_TABLE3.get(dataset, {}).get(target, np.nan) if objective == "multi" else np.nan
+    return PAPER_TABLES[features].get(dataset, {}).get(objective, {}).get(target, np.nan)
+
+
+def croze_table(features: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+    """Spearman of every proxy with CRoZe's targets (crose-and-arnas.md §A.7): clean, FGSM 4 and 8
+    (/255), PGD at 1/255 (at 8/255 standard-trained NB201 nets are at ~0 % for all archs), HRS with
+    FGSM 8 and 4, and (CIFAR) the corruption groups as CRoZe's code forms them: Spearman per
+    corruption and severity, averaged over severities, then over the group's corruptions."""
+    columns = {"clean": targets["clean"], "fgsm@8": targets["fgsm@8.0"], "fgsm@4": targets["fgsm@4.0"],
+               "pgd@1": targets["pgd@1.0"],
+               "hrs fgsm@8": harmonic_robustness(targets["clean"], targets["fgsm@8.0"]),
+               "hrs fgsm@4": harmonic_robustness(targets["clean"], targets["fgsm@4.0"])}
+    table = correlation_matrix(correlations(features, pd.DataFrame(columns)), "spearman")
+    corrupted = [c for c in targets.columns if any(c.startswith(f"{name}@") for g in CROZE_GROUPS.values() for name in g)]
+    if corrupted:
+        rho = correlation_matrix(correlations(features, targets[corrupted]), "spearman")
+        for group, members in CROZE_GROUPS.items():
+            per_corruption = [rho[[c for c in corrupted if c.startswith(f"{m}@")]].mean(axis=1) for m in members]
+            table[group] = pd.concat(per_corruption, axis=1).mean(axis=1)
+    return table
+
+
+def learning_curves(features: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+    """Test R² of the RF vs the number of training architectures (random subsets of the training
+    split, seed 0; the test split stays fixed) for clean, PGD and clean + PGD."""
+    curves = []
+    for task in (t for t in tasks() if t.target in ("clean", "pgd@1")):
+        x_train, x_test, y_train, y_test = split(features, targets[list(task.columns)])
+        order = np.random.default_rng(0).permutation(len(x_train))
+
+        def fit_score(n: int) -> float:
+            rows = order[:n]
+            return Predictor("rf").fit(x_train.iloc[rows], y_train.iloc[rows]).score(x_test, y_test)
+
+        curve = learning_curve(fit_score, training_sizes(len(x_train)))
+        curve["series"] = " + ".join(c.replace(f"@{STUDY_EPS}", f"@{STUDY_EPS:g}") for c in task.columns)
+        curves.append(curve)
+    return pd.concat(curves, ignore_index=True)
+
+
+def proxy_seconds() -> dict[str, float]:
+    """Mean seconds per proxy alone (NB201, CIFAR-10, batch 64, CPU) from the proxy speed benchmark."""
+    text = resources.files("robustnas").joinpath("_embedded/proxy_seconds.json").read_text(encoding="utf-8")
+    return json.loads(text)["seconds"]
+
+
+def cheapest_subset(features: pd.DataFrame, targets: pd.DataFrame, target: str = "pgd@1.0") -> pd.DataFrame:
+    """Greedy forward selection of the fewest proxies reaching 95 % of the all-proxy test R² for
+    ``target`` (RF), with each proxy's stand-alone seconds and the running total."""
+    x_train, x_test, y_train, y_test = split(features, targets[target])
+
+    def score(columns: list[str]) -> float:
+        return Predictor("rf").fit(x_train[columns], y_train).score(x_test[columns], y_test)
+
+    steps = greedy_subset(score, list(features.columns))
+    seconds = proxy_seconds()
+    steps["seconds"] = [seconds.get(f.removeprefix(SUITE_PREFIX), np.nan) for f in steps["feature"]]
+    steps["total seconds"] = steps["seconds"].cumsum()
+    return steps
+
+
+# ---- the report --------------------------------------------------------------------------------
+def run_study(dataset: str, source: str, runs: list[Path], out: Path, command: str,
+              bench: Benchmark | None = None) -> Path:
+    """Everything above for one dataset; returns the report's Markdown path."""
+    if dataset not in DATASETS:
+        raise RobustnasError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    started = time.perf_counter()
+    bench = bench or Benchmark()
+    features = load_features(dataset, source, runs, bench)
+    targets = bench.table(dataset)
+    rows = features.index.intersection(targets.index)
+    if len(rows) < MIN_ARCHS:
+        raise RobustnasError(
+            f"only {len(rows)} architectures have both features and {dataset} targets; the study needs "
+            f">= {MIN_ARCHS} (score more with robustnas score --archs sample:N)"
+        )
+    features, targets = features.loc[rows], targets.loc[rows]
+    out.mkdir(parents=True, exist_ok=True)
+    doc = Document(f"Predicting robustness from zero-cost proxies: NB201 {dataset}, {source} features")
+    doc.text(f"Reproduce: `{command}`")
+    doc.text(f"{len(rows)} NB201 isomorphism classes with features and targets; {features.shape[1]} features "
+             f"({', '.join(features.columns)}); targets from the robustness dataset (Jung et al. 2023, "
+             "standard-trained networks). Split 80/20 with random_state 42, shared by every fit.")
+
+    accuracy_columns = ["clean", *(c for c in targets.columns if c.split("@")[0] in ATTACKS)]
+    corr = correlations(features, targets[accuracy_columns])
+    corr.insert(0, "dataset", dataset)
+    corr[["dataset", "proxy", "target", "kendall", "spearman"]].to_csv(out / "correlations.csv", index=False)
+    _correlation_section(doc, corr, out, dataset)
+
+    r2, importances = fit_tasks(features, targets, dataset, ("rf", "gb"))
+    r2.to_csv(out / "r2.csv", index=False)
+    _r2_section(doc, r2, dataset)
+    _importance_section(doc, importances, out, dataset)
+
+    doc.heading("CRoZe's correlation table (Spearman)")
+    doc.text("As CRoZe's corr.py (crose-and-arnas.md §A.7), with Kendall in correlations.csv: clean, FGSM at 8 "
+             "and 4 (/255), PGD at 1/255, HRS = 2CR/(C+R) with FGSM 8 and 4, and for CIFAR the corruption "
+             "groups weather {snow, frost, fog}, noise {gaussian, shot, impulse}, blur {defocus, glass, motion, "
+             "zoom}, digital {contrast, brightness, jpeg} (Spearman per corruption and severity, averaged).")
+    croze = croze_table(features, targets)
+    croze.to_csv(out / "croze-table.csv")
+    doc.table(croze.reset_index())
+
+    _beyond_section(doc, features, targets, r2, out, dataset)
+    predictor_targets = ["clean", *(f"{a}@{STUDY_EPS}" for a in ATTACKS)]
+    Predictor("rf").fit(features, targets[predictor_targets]).save(out / "predictor.npz")
+    doc.heading("Saved predictor")
+    doc.text(f"`predictor.npz`: the random forest fitted on all {len(rows)} architectures, features as above, "
+             f"targets {', '.join(predictor_targets)}. Load it with "
+             "`robustnas.predict.Predictor.load(path)` (no pickle) and call `.predict(frame)`.")
+    doc.text(f"Study time: {time.perf_counter() - started:.0f} s.")
+    markdown, _ = doc.write(out)
+    return markdown
+
+
+def _correlation_section(doc: Document, corr: pd.DataFrame, out: Path, dataset: str) -> None:
+    doc.heading("Rank correlations with clean and adversarial accuracy")
+    for value, absolute, label in (("kendall", True, "|Kendall tau-b|"), ("spearman", False, "Spearman rho")):
+        name = f"{value}-heatmap.png"
+        figures.correlation_heatmap(correlation_matrix(corr, value), out / name,
+                                    f"{label}: proxies vs accuracies, NB201 {dataset}", absolute=absolute)
+        doc.figure(name, f"{label} of every proxy with clean accuracy and every attack at every epsilon "
+                         "(seed 003 Fig. 1)")
+
+
+def _r2_section(doc: Document, r2: pd.DataFrame, dataset: str) -> None:
+    doc.heading("Random-forest test R² (seed 003 Tables 1-3)")
+    table = r2[r2["model"] == "rf"].copy()
+    table["paper"] = [paper_value(dataset, t, o, f) for t, o, f in zip(table["target"], table["objective"],
+                                                                         table["features"])]
+    table["ours - paper"] = table["r2"] - table["paper"]
+    for features, caption in (("all", "Table 1: all features"), ("top1", "Table 2: the most important feature only"),
+                              ("without_top1", "Table 3: multi-objective without the most important feature")):
+        doc.text(f"**{caption}.**")
+        doc.table(table[table["features"] == features][["target", "objective", "r2", "paper", "ours - paper",
+                                                          "top_feature"]])
+
+
+def _importance_section(doc: Document, importances: dict[str, pd.DataFrame], out: Path, dataset: str) -> None:
+    doc.heading("Feature importance (Gini / mean decrease in impurity)")
+    for target, table in importances.items():
+        name = f"importance-{target.replace('@', '-')}.png"
+        figures.importance_bars(table, out / name, f"RF feature importance, NB201 {dataset}: clean + {target}")
+        doc.figure(name, f"Importances of the all-feature forests for clean + {target}, clean, and {target} "
+                         "(seed 003 Figs. 2-5)")
+
+
+def _beyond_section(doc: Document, features: pd.DataFrame, targets: pd.DataFrame, r2: pd.DataFrame,
+                    out: Path, dataset: str) -> None:
+    doc.heading("Beyond the papers")
+    single = r2[(r2["features"] == "all") & (r2["objective"] == "single")].set_index(["target", "model"])["r2"]
+    compare = pd.DataFrame({"paper (rf)": [paper_value(dataset, t, "single", "all") for t in single.unstack().index],
+                            "ours rf": single.unstack()["rf"].values, "ours gb": single.unstack()["gb"].values},
+                           index=single.unstack().index)
+    compare["best - paper"] = compare[["ours rf", "ours gb"]].max(axis=1) - compare["paper (rf)"]
+    compare = compare.loc[[t.target for t in tasks() if t.objective == "single"]]
+    figures.r2_bars(compare[["paper (rf)", "ours rf", "ours gb"]], out / "r2-vs-paper.png",
+                    f"Single-target test R², NB201 {dataset}")
+    doc.text("**Single-target R² against the paper** (random forest and gradient boosting):")
+    doc.table(compare.reset_index())
+    doc.figure("r2-vs-paper.png", "Single-target test R²: the paper's forest, ours, and gradient boosting")
+
+    curves = learning_curves(features, targets)
+    curves.to_csv(out / "learning-curves.csv", index=False)
+    figures.learning_curves(curves, out / "learning-curves.png",
+                            f"Test R² vs training architectures, NB201 {dataset}")
+    doc.text("**How many trained networks does a predictor need?** Test R² (fixed test split) of forests "
+             "trained on random subsets of the training architectures:")
+    doc.table(curves.pivot(index="n", columns="series", values="score").reset_index())
+    doc.figure("learning-curves.png", "Learning curves: test R² vs number of training architectures")
+
+    steps = cheapest_subset(features, targets)
+    steps.to_csv(out / "proxy-subset.csv", index=False)
+    doc.text(f"**Fewest proxies for PGD (1/255):** greedy forward selection until the forest reaches 95 % of "
+             f"the all-proxy test R² ({steps.attrs['full_score']:.3f}); seconds = each proxy alone per NB201 "
+             "network on CPU (docs/results/proxy-speed.md; computed together they share passes and cost less).")
+    doc.table(steps)

@@ -1,0 +1,153 @@
+"""The robustness-prediction study (robustnas.report.study) and `robustnas study`."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from robustnas.bench import Benchmark
+from robustnas.bench.names import SEVERITIES
+from robustnas.cli import main
+from robustnas.errors import RobustnasError
+from robustnas.predict import Predictor
+from robustnas.report import study
+from robustnas.report.document import Document
+from robustnas.report.stats import CROZE_GROUPS
+from robustnas.spaces.nb201 import NB201Arch
+
+SMALL = 150
+
+
+class SmallBench(Benchmark):
+    """The shipped benchmark restricted to the first SMALL representatives the suite covers."""
+
+    def _keep(self) -> pd.Index:
+        suite = super().suite_zero("cifar10")
+        return suite.index[suite.index.isin(self.representatives())][:SMALL]
+
+    def suite_zero(self, dataset: str) -> pd.DataFrame:
+        frame = super().suite_zero(dataset)
+        return frame.loc[frame.index.intersection(self._keep())]
+
+    def table(self, dataset: str, **kwargs) -> pd.DataFrame:
+        frame = super().table(dataset, **kwargs)
+        return frame.loc[frame.index.intersection(self._keep())]
+
+
+def test_tasks_are_the_papers_nine_fits():
+    names = [(t.target, t.objective, t.columns) for t in study.tasks()]
+    assert names == [
+        ("clean", "single", ("clean",)),
+        ("fgsm@1", "single", ("fgsm@1.0",)), ("pgd@1", "single", ("pgd@1.0",)),
+        ("apgd-ce@1", "single", ("apgd-ce@1.0",)), ("square@1", "single", ("square@1.0",)),
+        ("fgsm@1", "multi", ("clean", "fgsm@1.0")), ("pgd@1", "multi", ("clean", "pgd@1.0")),
+        ("apgd-ce@1", "multi", ("clean", "apgd-ce@1.0")), ("square@1", "multi", ("clean", "square@1.0")),
+    ]  # fmt: skip
+
+
+def test_paper_values_are_seed_003_tables():
+    assert study.paper_value("cifar10", "pgd@1", "single", "all") == 0.65
+    assert study.paper_value("cifar100", "square@1", "multi", "all") == 0.82
+    assert study.paper_value("cifar10", "pgd@1", "single", "top1") == -0.31
+    assert study.paper_value("ImageNet16-120", "pgd@1", "multi", "without_top1") == 0.81
+    assert math.isnan(study.paper_value("cifar10", "pgd@1", "single", "without_top1"))
+    assert math.isnan(study.paper_value("cifar10", "apgd-ce@1", "multi", "without_top1"))
+
+
+def test_croze_table_averages_spearman_per_group():
+    rng = np.random.default_rng(0)
+    proxy = pd.Series(rng.permutation(40).astype(float))
+    targets = pd.DataFrame({"clean": proxy / 40, "fgsm@8.0": -proxy, "fgsm@4.0": proxy, "pgd@1.0": proxy ** 2})
+    signs = {"snow": 1, "frost": -1, "fog": 1, "gaussian_noise": 1, "shot_noise": 1, "impulse_noise": 1,
+             "defocus_blur": -1, "glass_blur": -1, "motion_blur": -1, "zoom_blur": -1,
+             "contrast": 1, "brightness": -1, "jpeg_compression": -1, "elastic_transform": -1, "pixelate": -1}
+    for name, sign in signs.items():
+        for severity in SEVERITIES:
+            targets[f"{name}@{severity}"] = sign * proxy
+    table = study.croze_table(pd.DataFrame({"p": proxy}), targets)
+    row = table.loc["p"]
+    assert row["clean"] == 1.0 and row["fgsm@8"] == -1.0 and row["fgsm@4"] == 1.0 and row["pgd@1"] == 1.0
+    assert row["weather"] == pytest.approx(1 / 3) and row["noise"] == 1.0 and row["blur"] == -1.0
+    assert row["digital"] == pytest.approx(-1 / 3)
+    assert set(CROZE_GROUPS) == {"weather", "noise", "blur", "digital"}
+
+
+def test_croze_table_without_corruptions_has_no_groups():
+    proxy = pd.Series(np.arange(10.0))
+    targets = pd.DataFrame({"clean": proxy, "fgsm@8.0": proxy, "fgsm@4.0": proxy, "pgd@1.0": proxy})
+    assert list(study.croze_table(pd.DataFrame({"p": proxy}), targets).columns) == [
+        "clean", "fgsm@8", "fgsm@4", "pgd@1", "hrs fgsm@8", "hrs fgsm@4"]
+
+
+def test_run_features_maps_isomorphs_to_representatives(tmp_path):
+    bench = Benchmark()
+    first, second = (int(r) for r in bench.representatives()[[100, 200]])
+
+    def isomorph_of(representative: int) -> int:
+        return next(i for i in range(15625) if bench.representative(i) == representative and i != representative)
+
+    archs = [NB201Arch.from_index(i).to_string() for i in (isomorph_of(first), first, isomorph_of(second))]
+    (tmp_path / "archs.txt").write_text("\n".join(archs) + "\n")
+    run = tmp_path / "run"
+    assert main(["score", "--proxies", "params,flops", "--archs", str(tmp_path / "archs.txt"), "--out", str(run)]) == 0
+    features = study.run_features("cifar10", [run], bench)
+    assert list(features.index) == [first, second]
+    assert list(features.columns) == ["params", "flops"]
+    with pytest.raises(RobustnasError, match="needs nb201/cifar100 runs"):
+        study.run_features("cifar100", [run], bench)
+    with pytest.raises(RobustnasError, match="pass --runs"):
+        study.run_features("cifar10", [], bench)
+
+
+def test_suite_features_refuses_cifar100():
+    with pytest.raises(RobustnasError, match="no cifar100 values.*--features ours"):
+        study.suite_features("cifar100", Benchmark())
+
+
+def test_run_study_end_to_end(tmp_path):
+    out = tmp_path / "report"
+    markdown = study.run_study("cifar10", "suite", [], out, "robustnas study --out x", bench=SmallBench())
+    assert markdown == out / "report.md"
+    for name in ("report.html", "kendall-heatmap.png", "spearman-heatmap.png", "importance-pgd-1.png",
+                 "learning-curves.png", "r2-vs-paper.png", "croze-table.csv", "proxy-subset.csv", "predictor.npz"):
+        assert (out / name).stat().st_size > 0, name
+    r2 = pd.read_csv(out / "r2.csv")
+    assert list(r2.columns) == ["dataset", "target", "objective", "features", "model", "r2", "top_feature"]
+    assert len(r2) == 9 * 2 + 9 + 4  # rf all/top1 x 9, gb all x 9, rf without_top1 x 4 multi
+    assert set(r2["features"]) == {"all", "top1", "without_top1"} and set(r2["model"]) == {"rf", "gb"}
+    correlations = pd.read_csv(out / "correlations.csv")
+    assert list(correlations.columns) == ["dataset", "proxy", "target", "kendall", "spearman"]
+    assert len(correlations) == 13 * (1 + 11 + 7 + 7 + 7)  # clean + every attack at every epsilon
+    predictor = Predictor.load(out / "predictor.npz")
+    assert predictor.targets == ["clean", "fgsm@1.0", "pgd@1.0", "apgd-ce@1.0", "square@1.0"]
+    features = SmallBench().suite_zero("cifar10").drop(columns="val_accuracy")
+    assert predictor.predict(features).shape == (SMALL, 5)
+    page = (out / "report.html").read_text()
+    assert '<img src="kendall-heatmap.png"' in page and "Reproduce: <code>robustnas study --out x</code>" in page
+
+
+def test_run_study_needs_enough_archs(tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "MIN_ARCHS", SMALL + 1)
+    with pytest.raises(RobustnasError, match=f"only {SMALL} architectures.*>= {SMALL + 1}"):
+        study.run_study("cifar10", "suite", [], tmp_path, "x", bench=SmallBench())
+
+
+def test_cli_study_errors_are_one_line(tmp_path, capsys):
+    assert main(["study", "--features", "ours", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "robustnas: error: --features ours/both needs scoring runs: pass --runs RUN_DIR (made by robustnas score)")
+
+
+def test_document_renders_markdown_and_html(tmp_path):
+    doc = Document("T")
+    doc.heading("H")
+    doc.text("a `b` **c** <d>")
+    doc.table(pd.DataFrame({"x": ["p"], "v": [0.5], "w": [math.nan]}))
+    doc.figure("f.png", "cap")
+    assert doc.markdown() == "# T\n\n## H\n\na `b` **c** <d>\n\n| x | v | w |\n|---|---|---|\n| p | 0.500 | – |\n\n![cap](f.png)\n\n*cap*\n"
+    page = doc.html()
+    assert "<p>a <code>b</code> <strong>c</strong> &lt;d&gt;</p>" in page
+    assert "<tr><td>p</td><td>0.500</td><td>–</td></tr>" in page and '<img src="f.png" alt="cap">' in page
+    assert [p.name for p in doc.write(tmp_path)] == ["report.md", "report.html"]
