@@ -30,6 +30,22 @@ SUITE = ("epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm",
          "snip", "synflow", "zen")
 
 
+NOTES = [
+    "`ours_vs_suite`: Spearman between our seed-0 values and the suite's recorded values of the same "
+    "architectures. `ceiling_seed0_vs_seed1`: Spearman between two of our runs that differ in the batch and "
+    "the initialisation, as the suite's values differ from ours. A negative gap means ours-vs-suite is "
+    "above our own seed-to-seed agreement: within noise.",
+    "",
+    "- params and flops are deterministic: 1.0 (all 9,445 suite values are also equal exactly, tests).",
+    "- plain (signed sum of W * dL/dW) and grasp (signed) are close to zero with either sign for many "
+    "architectures, so their rank is mostly noise from the batch and initialisation: ceilings 0.10 and 0.79. "
+    "They agree with the suite as well as with themselves.",
+    "- epe_nas has the largest gap (0.04): its per-class correlation statistics on 64 images (about 6 per "
+    "class) are noisy, and the suite's batches came from its own sampler (first 70 % of the training set), "
+    "ours from the embedded sample.",
+]
+
+
 def pick_archs(n: int, seed: int) -> list[str]:
     """n isomorphism representatives that the suite covers (CIFAR-10), seeded."""
     suite = Benchmark().suite_zero("cifar10")
@@ -71,7 +87,7 @@ def main() -> None:
     lines = ["# Proxy agreement with NAS-Bench-Suite-Zero (NB201, CIFAR-10)", "",
              f"Command: `{command}`; {len(archs)} unique NB201 architectures covered by the suite, batch 64, "
              "embedded CIFAR-10 sample (train split, crop+flip). Spearman rank correlations.", "",
-             markdown_table(table)]
+             markdown_table(table), "", *NOTES]
     (out / "proxy-agreement.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

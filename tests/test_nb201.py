@@ -127,6 +127,15 @@ def test_counts_of_spec_example(dataset, params, flops):
     assert (counts.params, counts.flops) == (params, flops)
 
 
+def test_count_leaves_the_model_as_it_was():
+    net = build_nb201(EXAMPLE, "cifar10").train()
+    net.cells[0].eval()  # mixed modes must survive
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    count(net, (1, 3, 32, 32))
+    assert net.training and not net.cells[0].training and net.cells[1].training
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
 def _suite(nb201_data, dataset: str) -> pd.DataFrame:
     table = pd.read_csv(nb201_data / "suite-zero" / f"zc-proxies-{dataset}.csv")
     table["arch"] = [NB201Arch.parse(s) for s in table["net"]]
@@ -150,6 +159,20 @@ def test_counts_equal_suite_zero_for_all_architectures(nb201_data, dataset):
         counts = count(build_nb201(rows["arch"].iloc[0], dataset), (1, 3, size, size))
         assert (abs(rows["params"] - counts.params_m) <= 1e-6).all(), composition
         assert (abs(rows["flops"] - counts.flops_m) <= 1e-6).all(), composition
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "ImageNet16-120"])
+def test_params_flops_proxies_equal_suite_zero_for_all_architectures(nb201_data, dataset):
+    """The same check through the proxy API (``score``), on a batch of the dataset's shape."""
+    from robustnas.proxies import score
+
+    table = _suite(nb201_data, dataset)
+    size = INPUT_SIZE[dataset]
+    x = torch.zeros(2, 3, size, size)
+    for composition, rows in table.groupby("composition"):
+        values = score(build_nb201(rows["arch"].iloc[0], dataset), x, proxies=["params", "flops"])
+        assert (abs(rows["params"] - values["params"]) <= 1e-6).all(), composition
+        assert (abs(rows["flops"] - values["flops"]) <= 1e-6).all(), composition
 
 
 def test_unknown_dataset_is_a_clear_error():

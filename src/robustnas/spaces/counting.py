@@ -67,7 +67,8 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> Counts:
     """Count parameters and FLOPs of the leaf modules that run on one input of ``input_shape``.
 
     ``input_shape`` includes the batch dimension (use 1 for per-image counts, as the suite does).
-    The model is put in eval mode for the pass and restored afterwards.
+    The model is put in eval mode for the pass (no gradients, so nothing is updated) and every
+    module's train/eval mode is restored afterwards.
     """
     ran: dict[int, nn.Module] = {}
     flops = 0
@@ -79,14 +80,15 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> Counts:
 
     leaves = [m for m in model.modules() if next(m.children(), None) is None]
     handles = [m.register_forward_hook(hook) for m in leaves]
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     device = next(model.parameters()).device
     try:
         model.eval()
         with torch.no_grad():
             model(torch.zeros(input_shape, device=device))
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
         for handle in handles:
             handle.remove()
     params = sum(p.numel() for m in ran.values() for p in m.parameters(recurse=False))
