@@ -101,6 +101,29 @@ def test_run_features_maps_isomorphs_to_representatives(tmp_path):
         study.run_features("cifar10", [], bench)
 
 
+def test_undefined_values_become_the_suite_sentinel(tmp_path):
+    dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"  # the output ignores the input
+    alive = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|"
+    (tmp_path / "archs.txt").write_text(f"{dead}\n{alive}\n")
+    run = tmp_path / "run"
+    assert main(["score", "--proxies", "jacov,params", "--archs", str(tmp_path / "archs.txt"),
+                 "--batch-size", "8", "--out", str(run)]) == 0
+    features = study.run_features("cifar10", [run], Benchmark())
+    dead_index = Benchmark().representative(dead)
+    assert features.loc[dead_index, "jacov"] == -1e8 and features.loc[dead_index, "params"] > 0
+    assert -1e8 < features.drop(index=dead_index)["jacov"].iloc[0] < 0
+
+
+def test_complete_drops_sparse_proxies_then_incomplete_rows():
+    frame = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0], "b": [np.nan, np.nan, np.nan, 1.0], "c": [-1e8, 1, 2, 3]})
+    kept, notes = study.complete(frame)
+    assert list(kept.columns) == ["a", "c"] and list(kept.index) == [0, 1, 3]
+    assert notes == ["left out (computed for too few architectures): b (25%)",
+                     "1 architectures left out: not every proxy was computed for them",
+                     "1 undefined proxy values (e.g. networks whose output ignores the input) entered as -1e8, "
+                     "as in NAS-Bench-Suite-Zero"]
+
+
 def test_suite_features_refuses_cifar100():
     with pytest.raises(RobustnasError, match="no cifar100 values.*--features ours"):
         study.suite_features("cifar100", Benchmark())

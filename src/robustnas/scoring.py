@@ -13,6 +13,7 @@ bit-identical for the same seed and the same ``--workers`` (the thread count per
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -248,14 +249,21 @@ def summary_table(out: Path):
     return table.drop(columns="size")
 
 
-def scores(run_dir: Path) -> pd.DataFrame:
-    """The stored values of a run: index ``arch``, one column per proxy in registry order."""
+def scores(run_dir: Path, undefined: float = math.nan) -> pd.DataFrame:
+    """The stored values of a run: index ``arch``, one column per proxy in registry order.
+
+    NaN where a value was never computed; ``undefined`` where it was computed and is undefined
+    (stored as NaN with a reason), e.g. NAS-Bench-Suite-Zero's -1e8 sentinel (spec §1.1).
+    """
     from robustnas.proxies import resolve
     from robustnas.store import Store
 
     _require_run_dir(run_dir)
     with Store(run_dir / STORE_FILE) as store:
         wide = store.wide_frame(RUN)
+        if not math.isnan(undefined):
+            stored = store.frame(RUN).assign(stored=1.0).pivot(index="arch", columns="quantity", values="stored")
+            wide = wide.mask(wide.isna() & stored.reindex_like(wide).notna(), undefined)
     return wide[[p for p in resolve("all") if p in wide.columns]].rename_axis("arch")
 
 

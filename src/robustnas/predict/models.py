@@ -8,6 +8,7 @@ output can differ from call to call in the last bits (~1e-15).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -184,12 +185,17 @@ _MODEL_META = {"rf": ("oob_score",), "gb": ("n_estimators", "learning_rate", "in
 
 def _fit_rf(x: np.ndarray, y: np.ndarray, random_state: int) -> dict:
     """The spec's forest (§4.3): one multi-output forest when ``y`` has several columns."""
-    forest = RandomForestRegressor(
-        n_estimators=100, bootstrap=True, oob_score=True, n_jobs=-1, random_state=random_state
-    ).fit(x, y)
+    with warnings.catch_warnings():
+        # On a loaded machine sklearn's threaded tree building can warn once per tree that its
+        # config did not reach the worker (seen: ~8,000 lines per study); harmless here.
+        warnings.filterwarnings("ignore", message=".*sklearn.utils.parallel.delayed", category=UserWarning)
+        forest = RandomForestRegressor(
+            n_estimators=100, bootstrap=True, oob_score=True, n_jobs=-1, random_state=random_state
+        ).fit(x, y)
+        importances = forest.feature_importances_.astype(np.float64)
     return {
         "trees": TreeArrays.from_sklearn([tree.tree_ for tree in forest.estimators_]),
-        "importances": forest.feature_importances_.astype(np.float64),
+        "importances": importances,
         "oob_score": float(forest.oob_score_),
     }
 

@@ -44,6 +44,8 @@ ATTACKS = ("fgsm", "pgd", "apgd-ce", "square")
 STUDY_EPS = 1.0
 SUITE_PREFIX = "suite_"
 MIN_ARCHS = 100  # fewer rows make an 80/20 split and a 100-tree forest meaningless
+UNDEFINED = -1e8  # NAS-Bench-Suite-Zero's value for an undefined proxy (spec §1.1), kept as a feature
+MIN_COVERAGE = 0.5  # a proxy computed for fewer of the rows is left out rather than shrinking the rows
 
 # Seed 003 (spec §5), test R² at eps 1/255. Table 1: all proxies as features; the multi-objective
 # entries (clean + attack) are listed under the attack's name.
@@ -104,6 +106,8 @@ def run_features(dataset: str, runs: list[Path], bench: Benchmark) -> pd.DataFra
 
     Several runs are joined (later runs fill architectures and proxies the earlier ones lack);
     a non-representative architecture stands for its class when the representative is missing.
+    A proxy that is undefined for an architecture (NaN with a reason) becomes -1e8, as in the
+    suite; one never computed for it stays NaN (see ``complete``).
     """
     from robustnas.scoring import read_settings, scores
     from robustnas.spaces.nb201 import NB201Arch
@@ -117,7 +121,7 @@ def run_features(dataset: str, runs: list[Path], bench: Benchmark) -> pd.DataFra
             raise RobustnasError(
                 f"{run}: a {settings.get('space')}/{settings.get('dataset')} run; the study needs nb201/{dataset} runs"
             )
-        frames.append(scores(run))
+        frames.append(scores(run, undefined=UNDEFINED))
     combined = frames[0]
     for frame in frames[1:]:
         combined = combined.combine_first(frame)
@@ -138,6 +142,26 @@ def load_features(dataset: str, source: str, runs: list[Path], bench: Benchmark)
         return ours
     suite = suite_features(dataset, bench).add_prefix(SUITE_PREFIX)
     return ours.join(suite, how="inner")
+
+
+def complete(features: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Features without gaps, and what was left out: proxies computed for fewer than half of the
+    architectures are dropped, then architectures missing any remaining proxy."""
+    notes = []
+    coverage = features.notna().mean()
+    sparse = coverage[coverage < MIN_COVERAGE]
+    if len(sparse):
+        notes.append("left out (computed for too few architectures): "
+                     + ", ".join(f"{name} ({share:.0%})" for name, share in sparse.items()))
+    features = features.drop(columns=sparse.index)
+    gaps = features.isna().any(axis=1)
+    if gaps.any():
+        notes.append(f"{int(gaps.sum())} architectures left out: not every proxy was computed for them")
+    undefined = int((features == UNDEFINED).sum().sum())
+    if undefined:
+        notes.append(f"{undefined} undefined proxy values (e.g. networks whose output ignores the input) "
+                     "entered as -1e8, as in NAS-Bench-Suite-Zero")
+    return features[~gaps], notes
 
 
 # ---- analyses ----------------------------------------------------------------------------------
@@ -246,7 +270,7 @@ def run_study(dataset: str, source: str, runs: list[Path], out: Path, command: s
         raise RobustnasError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     started = time.perf_counter()
     bench = bench or Benchmark()
-    features = load_features(dataset, source, runs, bench)
+    features, notes = complete(load_features(dataset, source, runs, bench))
     targets = bench.table(dataset)
     rows = features.index.intersection(targets.index)
     if len(rows) < MIN_ARCHS:
@@ -261,6 +285,8 @@ def run_study(dataset: str, source: str, runs: list[Path], out: Path, command: s
     doc.text(f"{len(rows)} NB201 isomorphism classes with features and targets; {features.shape[1]} features "
              f"({', '.join(features.columns)}); targets from the robustness dataset (Jung et al. 2023, "
              "standard-trained networks). Split 80/20 with random_state 42, shared by every fit.")
+    if notes:
+        doc.bullets(notes)
 
     accuracy_columns = ["clean", *(c for c in targets.columns if c.split("@")[0] in ATTACKS)]
     corr = correlations(features, targets[accuracy_columns])
