@@ -1,0 +1,47 @@
+"""Index of the committed study reports: seed 003's Table 1 next to ours for every report.
+
+    python benchmarks/study_index.py
+
+Reads docs/results/study/*/r2.csv (written by `robustnas study`) and writes
+docs/results/study/README.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from robustnas.report import markdown_table
+from robustnas.report.study import paper_value
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "docs" / "results" / "study"
+GAP = 0.05  # the issue's tolerance for reproducing Table 1
+
+
+def table1(report: Path) -> pd.DataFrame:
+    r2 = pd.read_csv(report / "r2.csv")
+    rows = r2[(r2["features"] == "all")].pivot_table(index=["target", "objective"], columns="model", values="r2")
+    dataset = r2["dataset"].iloc[0]
+    rows["paper"] = [paper_value(dataset, target, objective, "all") for target, objective in rows.index]
+    rows["rf - paper"] = rows["rf"] - rows["paper"]
+    rows["within 0.05"] = rows["rf - paper"].abs() <= GAP
+    order = sorted(rows.index, key=lambda key: (key[1] != "single", r2["target"].drop_duplicates().tolist().index(key[0])))
+    return rows.loc[order].reset_index()
+
+
+def main() -> None:
+    lines = ["# Robustness-prediction study reports", "",
+             "Each directory holds `report.md` / `report.html` (with the command that made it), figures, "
+             "`r2.csv`, `correlations.csv`, `croze-table.csv`, `learning-curves.csv` and `proxy-subset.csv`. "
+             "The fitted `predictor.npz` is not committed (17 MB); the report's command rebuilds it.", "",
+             "Made by `python benchmarks/study_index.py`. Table 1 of seed 003 (test R², eps 1/255, random "
+             f"forest) against ours; `within 0.05` is the reproduction tolerance.", ""]
+    for report in sorted(p for p in STUDY.iterdir() if (p / "r2.csv").exists()):
+        lines += [f"## [{report.name}]({report.name}/report.md)", "", markdown_table(table1(report), "{:.3f}"), ""]
+    (STUDY / "README.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
