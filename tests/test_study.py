@@ -174,3 +174,13 @@ def test_document_renders_markdown_and_html(tmp_path):
     assert "<p>a <code>b</code> <strong>c</strong> &lt;d&gt;</p>" in page
     assert "<tr><td>p</td><td>0.500</td><td>–</td></tr>" in page and '<img src="f.png" alt="cap">' in page
     assert [p.name for p in doc.write(tmp_path)] == ["report.md", "report.html"]
+
+
+def test_both_sources_report_the_gain_of_our_proxies(tmp_path, monkeypatch):
+    bench = SmallBench()
+    suite = study.suite_features("cifar10", bench)
+    both = suite[["jacov", "snip"]].join(suite.add_prefix(study.SUITE_PREFIX))
+    monkeypatch.setattr(study, "load_features", lambda dataset, source, runs, bench: both)
+    study.run_study("cifar10", "both", [], tmp_path, "x", bench=bench)
+    text = (tmp_path / "report.md").read_text()
+    assert "| target | paper (rf) | ours rf | ours gb | best - paper | suite only rf (same archs) | gain from ours |" in text
