@@ -362,10 +362,10 @@ def _single_r2(features: pd.DataFrame, targets: pd.DataFrame, target: str) -> fl
 def _beyond_section(doc: Document, features: pd.DataFrame, targets: pd.DataFrame, r2: pd.DataFrame,
                     out: Path, dataset: str) -> None:
     doc.heading("Beyond the papers")
-    single = r2[(r2["features"] == "all") & (r2["objective"] == "single")].set_index(["target", "model"])["r2"]
-    compare = pd.DataFrame({"paper (rf)": [paper_value(dataset, t, "single", "all") for t in single.unstack().index],
-                            "ours rf": single.unstack()["rf"].values, "ours gb": single.unstack()["gb"].values},
-                           index=single.unstack().index)
+    single = r2[(r2["features"] == "all") & (r2["objective"] == "single")].pivot(index="target", columns="model",
+                                                                                 values="r2")
+    compare = pd.DataFrame({"paper (rf)": [paper_value(dataset, t, "single", "all") for t in single.index],
+                            "ours rf": single["rf"], "ours gb": single["gb"]}, index=single.index)
     compare["best - paper"] = compare[["ours rf", "ours gb"]].max(axis=1) - compare["paper (rf)"]
     suite_only = [c for c in features.columns if c.startswith(SUITE_PREFIX)]
     if suite_only and len(suite_only) < features.shape[1]:  # --features both: what do our proxies add?
