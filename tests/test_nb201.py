@@ -178,3 +178,24 @@ def test_params_flops_proxies_equal_suite_zero_for_all_architectures(nb201_data,
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(RobustnasError, match="unknown dataset 'cifar11'"):
         build_nb201(EXAMPLE, "cifar11")
+
+
+def test_graph_features_count_ops_on_the_four_paths():
+    from robustnas.spaces.nb201 import GRAPH_FEATURES, graph_features
+
+    # e12, e13, e14, e23, e24, e34 = conv3, conv3, skip, conv3, conv3, conv3
+    full = graph_features(NB201Arch((2, 2, 0, 2, 2, 2)))
+    assert list(full) == list(GRAPH_FEATURES) and len(full) == 54
+    assert sum(v for k, v in full.items() if k.startswith("edge")) == 6.0
+    assert full["edge14_skip_connect"] == 1.0 and full["edge34_nor_conv_3x3"] == 1.0
+    assert (full["path14_skip_connect"], full["path124_nor_conv_3x3"], full["path1234_nor_conv_3x3"]) == (1, 2, 3)
+    assert (full["alive_paths"], full["max_conv3x3_on_path"], full["conv3x3_on_paths"], full["conv_free_paths"]) == (
+        4, 3, 7, 1)
+    # e12 = none kills paths 1-2-4 and 1-2-3-4; e14 = none kills 1-4; only 1-3-4 (conv1x1, pool) is left
+    sparse = graph_features(NB201Arch((1, 3, 1, 2, 2, 4)))
+    assert [sparse[f"path{p}_alive"] for p in ("14", "124", "134", "1234")] == [0, 0, 1, 0]
+    assert sparse["path124_nor_conv_3x3"] == -1 and sparse["path134_nor_conv_1x1"] == 1
+    assert (sparse["alive_paths"], sparse["max_conv3x3_on_path"], sparse["conv3x3_on_paths"],
+            sparse["conv_free_paths"]) == (1, 0, 0, 0)
+    dead = graph_features(NB201Arch((1, 1, 1, 1, 1, 1)))
+    assert (dead["alive_paths"], dead["max_conv3x3_on_path"], dead["conv_free_paths"]) == (0, -1, 0)

@@ -134,12 +134,13 @@ def test_run_study_end_to_end(tmp_path):
     markdown = study.run_study("cifar10", "suite", [], out, "robustnas study --out x", bench=SmallBench())
     assert markdown == out / "report.md"
     for name in ("report.html", "kendall-heatmap.png", "spearman-heatmap.png", "importance-pgd-1.png",
-                 "learning-curves.png", "r2-vs-paper.png", "croze-table.csv", "proxy-subset.csv", "predictor.npz"):
+                 "learning-curves.png", "r2-vs-paper.png", "r2-graph.png", "croze-table.csv", "proxy-subset.csv",
+                 "predictor.npz", "predictor-graph.npz"):
         assert (out / name).stat().st_size > 0, name
     r2 = pd.read_csv(out / "r2.csv")
     assert list(r2.columns) == ["dataset", "target", "objective", "features", "model", "r2", "top_feature"]
-    assert len(r2) == 9 * 2 + 9 + 4  # rf all/top1 x 9, gb all x 9, rf without_top1 x 4 multi
-    assert set(r2["features"]) == {"all", "top1", "without_top1"} and set(r2["model"]) == {"rf", "gb"}
+    assert len(r2) == 9 * 2 + 9 + 4 + 9 * 2  # rf all/top1 x 9, gb all x 9, rf without_top1 x 4 multi, rf graph/all+graph x 9
+    assert set(r2["features"]) == {"all", "top1", "without_top1", "graph", "all+graph"} and set(r2["model"]) == {"rf", "gb"}
     correlations = pd.read_csv(out / "correlations.csv")
     assert list(correlations.columns) == ["dataset", "proxy", "target", "kendall", "spearman"]
     assert len(correlations) == 13 * (1 + 11 + 7 + 7 + 7)  # clean + every attack at every epsilon

@@ -37,6 +37,7 @@ from robustnas.report.stats import (
     learning_curve,
     training_sizes,
 )
+from robustnas.spaces.nb201 import GRAPH_FEATURES, NB201Arch, graph_features
 
 SOURCES = ("suite", "ours", "both")
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
@@ -110,7 +111,6 @@ def run_features(dataset: str, runs: list[Path], bench: Benchmark) -> pd.DataFra
     suite; one never computed for it stays NaN (see ``complete``).
     """
     from robustnas.scoring import read_settings, scores
-    from robustnas.spaces.nb201 import NB201Arch
 
     if not runs:
         raise RobustnasError("--features ours/both needs scoring runs: pass --runs RUN_DIR (made by robustnas score)")
@@ -201,7 +201,7 @@ def paper_value(dataset: str, target: str, objective: str, features: str) -> flo
     """Seed 003's R² for this cell (NaN where the paper has none)."""
     if features == "without_top1":
         return PAPER_TABLE3.get(dataset, {}).get(target, np.nan) if objective == "multi" else np.nan
-    return PAPER_TABLES[features].get(dataset, {}).get(objective, {}).get(target, np.nan)
+    return PAPER_TABLES.get(features, {}).get(dataset, {}).get(objective, {}).get(target, np.nan)
 
 
 def croze_table(features: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
@@ -223,9 +223,10 @@ def croze_table(features: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def learning_curves(features: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+def learning_curves(features: pd.DataFrame, targets: pd.DataFrame, label: str = "") -> pd.DataFrame:
     """Test R² of the RF vs the number of training architectures (random subsets of the training
-    split, seed 0; the test split stays fixed) for clean, PGD and clean + PGD."""
+    split, seed 0; the test split stays fixed) for clean, PGD and clean + PGD; ``label`` is
+    appended to the series names (to tell feature sets apart in one plot)."""
     curves = []
     for task in (t for t in tasks() if t.target in ("clean", "pgd@1")):
         x_train, x_test, y_train, y_test = split(features, targets[list(task.columns)])
@@ -236,9 +237,29 @@ def learning_curves(features: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFra
             return Predictor("rf").fit(x_train.iloc[rows], y_train.iloc[rows]).score(x_test, y_test)
 
         curve = learning_curve(fit_score, training_sizes(len(x_train)))
-        curve["series"] = " + ".join(c.replace(f"@{STUDY_EPS}", f"@{STUDY_EPS:g}") for c in task.columns)
+        curve["series"] = " + ".join(c.replace(f"@{STUDY_EPS}", f"@{STUDY_EPS:g}") for c in task.columns) + label
         curves.append(curve)
     return pd.concat(curves, ignore_index=True)
+
+
+def graph_frame(index: pd.Index) -> pd.DataFrame:
+    """The cell-graph features (``robustnas.spaces.nb201.graph_features``) of NB201 indices."""
+    rows = [graph_features(NB201Arch.from_index(int(i))) for i in index]
+    return pd.DataFrame(rows, index=index, columns=list(GRAPH_FEATURES))
+
+
+def graph_fits(features: pd.DataFrame, targets: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """r2.csv rows of the nine fits on the cell-graph features alone (``graph``) and on the proxies
+    plus the graph features (``all+graph``); random forest, the shared split."""
+    graph = graph_frame(features.index)
+    rows = []
+    for task in tasks():
+        for name, x in (("graph", graph), ("all+graph", features.join(graph))):
+            x_train, x_test, y_train, y_test = split(x, targets[list(task.columns)])
+            fitted = Predictor("rf").fit(x_train, y_train)
+            top = str(fitted.feature_importances_.idxmax())
+            rows.append(_r2_row(dataset, task, name, "rf", fitted.score(x_test, y_test), top))
+    return pd.DataFrame(rows)
 
 
 def proxy_seconds() -> dict[str, float]:
@@ -295,6 +316,7 @@ def run_study(dataset: str, source: str, runs: list[Path], out: Path, command: s
     _correlation_section(doc, corr, out, dataset)
 
     r2, importances = fit_tasks(features, targets, dataset, ("rf", "gb"))
+    r2 = pd.concat([r2, graph_fits(features, targets, dataset)], ignore_index=True)
     r2.to_csv(out / "r2.csv", index=False)
     _r2_section(doc, r2, dataset)
     _importance_section(doc, importances, out, dataset)
@@ -311,10 +333,13 @@ def run_study(dataset: str, source: str, runs: list[Path], out: Path, command: s
     _beyond_section(doc, features, targets, r2, out, dataset)
     predictor_targets = ["clean", *(f"{a}@{STUDY_EPS}" for a in ATTACKS)]
     Predictor("rf").fit(features, targets[predictor_targets]).save(out / "predictor.npz")
-    doc.heading("Saved predictor")
-    doc.text(f"`predictor.npz`: the random forest fitted on all {len(rows)} architectures, features as above, "
-             f"targets {', '.join(predictor_targets)}. Load it with "
-             "`robustnas.predict.Predictor.load(path)` (no pickle) and call `.predict(frame)`.")
+    Predictor("rf").fit(graph_frame(features.index), targets[predictor_targets]).save(out / "predictor-graph.npz")
+    doc.heading("Saved predictors")
+    doc.text(f"Random forests fitted on all {len(rows)} architectures, targets {', '.join(predictor_targets)}; "
+             "load one with `robustnas.predict.Predictor.load(path)` (no pickle) and call `.predict(frame)`:")
+    doc.bullets(["`predictor.npz`: the proxies above as features (a frame with those columns);",
+                 "`predictor-graph.npz`: the cell-graph features, no network needed: "
+                 "`robustnas.report.study.graph_frame(pd.Index(nb201_indices))` builds its input."])
     doc.text(f"Study time: {time.perf_counter() - started:.0f} s.")
     markdown, _ = doc.write(out)
     return markdown
@@ -359,6 +384,27 @@ def _single_r2(features: pd.DataFrame, targets: pd.DataFrame, target: str) -> fl
     return Predictor("rf").fit(x_train, y_train).score(x_test, y_test)
 
 
+def _graph_section(doc: Document, r2: pd.DataFrame, out: Path, dataset: str) -> None:
+    """The nine fits on the proxies, on the cell graph alone and on both, against the paper."""
+    rf = r2[r2["model"] == "rf"]
+    table = rf.pivot_table(index=["target", "objective"], columns="features", values="r2", sort=False)
+    table = table[["all", "graph", "all+graph"]].rename(columns={"all": "proxies"})
+    table.insert(0, "paper", [paper_value(dataset, t, o, "all") for t, o in table.index])
+    table["best - paper"] = table[["proxies", "graph", "all+graph"]].max(axis=1) - table["paper"]
+    order = [(t.target, t.objective) for t in tasks()]
+    table = table.loc[order]
+    single = table.xs("single", level="objective")[["paper", "proxies", "graph", "all+graph"]]
+    figures.r2_bars(single, out / "r2-graph.png", f"Proxies vs the cell graph: single-target test R², NB201 {dataset}")
+    doc.text("**Beyond proxies: the cell graph.** The same forests on 54 zero-cost features of the cell graph "
+             "itself (one-hot op per edge; per input-output path whether it is alive and its ops; alive paths, "
+             "most 3x3 convolutions on one path, 3x3 convolutions over all paths, convolution-free paths: "
+             "`robustnas.spaces.nb201.graph_features`, after Kadlecova et al., ICML 2024), alone and with the "
+             "proxies; r2.csv rows `graph` and `all+graph`:")
+    doc.table(table.reset_index())
+    doc.figure("r2-graph.png", "Single-target test R²: the paper's forest, our forest on the proxies, on the cell "
+                               "graph, and on both")
+
+
 def _beyond_section(doc: Document, features: pd.DataFrame, targets: pd.DataFrame, r2: pd.DataFrame,
                     out: Path, dataset: str) -> None:
     doc.heading("Beyond the papers")
@@ -379,13 +425,16 @@ def _beyond_section(doc: Document, features: pd.DataFrame, targets: pd.DataFrame
              "of our proxies is read without the effect of the number of architectures):")
     doc.table(compare.reset_index())
     doc.figure("r2-vs-paper.png", "Single-target test R²: the paper's forest, ours, and gradient boosting")
+    _graph_section(doc, r2, out, dataset)
 
-    curves = learning_curves(features, targets)
+    curves = pd.concat([learning_curves(features, targets),
+                        learning_curves(graph_frame(features.index), targets, label=", graph")], ignore_index=True)
     curves.to_csv(out / "learning-curves.csv", index=False)
     figures.learning_curves(curves, out / "learning-curves.png",
                             f"Test R² vs training architectures, NB201 {dataset}")
     doc.text("**How many trained networks does a predictor need?** Test R² (fixed test split) of forests "
-             "trained on random subsets of the training architectures:")
+             "trained on random subsets of the training architectures, on the proxies and (\", graph\") on the "
+             "cell-graph features:")
     doc.table(curves.pivot(index="n", columns="series", values="score").reset_index())
     doc.figure("learning-curves.png", "Learning curves: test R² vs number of training architectures")
 

@@ -190,6 +190,45 @@ class NB201Arch:
         return int(_representative_index()[self.index])
 
 
+# ---- graph features ------------------------------------------------------------------------------
+# The cell's four input->output paths (node 1 -> node 4) as positions of the op tuple.
+PATHS: tuple[tuple[int, ...], ...] = ((2,), (0, 4), (1, 5), (0, 3, 5))
+_PATH_OPS = ("skip_connect", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
+GRAPH_FEATURES: tuple[str, ...] = (
+    *(f"edge{a}{b}_{op}" for a, b in EDGES for op in OPS),
+    *(f"path{''.join(str(EDGES[e][0]) for e in path)}4_{what}" for path in PATHS for what in ("alive", *_PATH_OPS)),
+    "alive_paths", "max_conv3x3_on_path", "conv3x3_on_paths", "conv_free_paths",
+)
+
+
+def graph_features(arch: NB201Arch) -> dict[str, float]:
+    """Zero-cost features of the cell graph itself, no network built (names: ``GRAPH_FEATURES``).
+
+    In the spirit of Kadlecova et al.'s neural graph features (ICML 2024): the op of every edge
+    (one-hot, 30); for each of the four input->output paths whether it is alive (no ``none`` on
+    it) and how many of each op it carries (-1 where it is dead, 20); and four summaries: alive
+    paths, the most 3x3 convolutions on one alive path (the cell's depth; -1 if none is alive),
+    3x3 convolutions summed over alive paths, and alive paths without any convolution (shortcuts).
+    """
+    values = {f"edge{a}{b}_{op}": float(arch.ops[e] == k) for e, (a, b) in enumerate(EDGES) for k, op in enumerate(OPS)}
+    alive_paths = []
+    for path in PATHS:
+        name = f"path{''.join(str(EDGES[e][0]) for e in path)}4"
+        ops = [OPS[arch.ops[e]] for e in path]
+        alive = "none" not in ops
+        values[f"{name}_alive"] = float(alive)
+        for op in _PATH_OPS:
+            values[f"{name}_{op}"] = float(ops.count(op)) if alive else -1.0
+        if alive:
+            alive_paths.append(ops)
+    conv3 = [ops.count("nor_conv_3x3") for ops in alive_paths]
+    values["alive_paths"] = float(len(alive_paths))
+    values["max_conv3x3_on_path"] = float(max(conv3, default=-1))
+    values["conv3x3_on_paths"] = float(sum(conv3))
+    values["conv_free_paths"] = float(sum("nor_conv_3x3" not in ops and "nor_conv_1x1" not in ops for ops in alive_paths))
+    return {name: values[name] for name in GRAPH_FEATURES}
+
+
 def all_archs() -> Iterator[NB201Arch]:
     """All 15,625 architectures in NB201 index order."""
     for index in range(NUM_ARCHS):
