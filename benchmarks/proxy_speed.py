@@ -8,7 +8,7 @@ For each architecture (batch 64, float32 network, CPU unless --device), all in o
 - the 13 suite proxies + CRoZe fused (one ``score`` call), and the 7 proxies whose reference
   timings the issue quotes (grad_norm, snip, plain, fisher, jacov, synflow, grasp) fused;
 - CRoZe official mode in float32 (the registered proxy runs float64, like the released code);
-- jacob_fro (exact, C backwards) and hessian_eig (power iteration; its iteration count is kept),
+- jacob_fro (exact, C backwards) and hessian_eig (docs/results/proxy-speed.md predates Lanczos: power iteration),
   reported on their own: they need many passes by nature. hessian_eig takes 30-60 s per network on
   CPU, so it is timed on the first --hessian-archs architectures only.
 

@@ -18,7 +18,7 @@ from torch.func import functional_call
 from robustnas.data import load_dataset, normalization, sample_batch
 from robustnas.errors import RobustnasError
 from robustnas.proxies import REGISTRY, ProxyUndefined, score
-from robustnas.proxies.robustness import HessianEig, hessian_eig_details, jacobian_frobenius
+from robustnas.proxies.robustness import HessianEig, _lanczos, hessian_eig_details, jacobian_frobenius
 from robustnas.spaces.nb201_net import build_nb201
 
 BATCH, FEATURES, HIDDEN, CLASSES = 4, 5, 6, 3
@@ -58,7 +58,7 @@ def batch_jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def dominant(matrix: torch.Tensor) -> float:
-    """The eigenvalue of largest magnitude, with its sign (what power iteration finds)."""
+    """The eigenvalue of largest magnitude, with its sign (what hessian_eig finds)."""
     eigenvalues = torch.linalg.eigvalsh(matrix)
     return float(eigenvalues[eigenvalues.abs().argmax()])
 
@@ -145,7 +145,7 @@ def test_projection_estimator_is_seeded_and_exact_value_is_not_random():
 
 
 # ---- hessian_eig ----------------------------------------------------------------------------
-def test_linear_softmax_input_hessian_has_closed_form_and_power_iteration_finds_its_top():
+def test_linear_softmax_input_hessian_has_closed_form_and_lanczos_finds_its_top():
     model = tiny("linear")
     x, y = tiny_batch()
     weight = model[0].weight.detach()
@@ -160,7 +160,7 @@ def test_linear_softmax_input_hessian_has_closed_form_and_power_iteration_finds_
 
 @pytest.mark.parametrize("wrt", ["input", "parameters"])
 @pytest.mark.parametrize("kind", ["linear", "tanh_mlp", "bn_mlp"])
-def test_power_iteration_matches_explicit_hessian(kind, wrt):
+def test_lanczos_matches_explicit_hessian(kind, wrt):
     model = tiny(kind)
     x, y = tiny_batch()
     expected = dominant(explicit_hessian(model, x, y, wrt))
@@ -178,6 +178,48 @@ def test_default_stopping_rule_and_non_convergence_are_reported():
     cut = hessian_eig_details(model, x, y, max_iter=2)
     assert isinstance(cut, HessianEig) and cut.iterations == 2 and not cut.converged
     assert cut.relative_change >= 1e-4 and math.isfinite(cut.value)
+
+
+def diagonal_operator(diagonal: list[float], seed: int = 0):
+    """v -> diag(d) v on one float64 vector, and a Gaussian start from the seed: a known spectrum."""
+    d = torch.tensor(diagonal, dtype=torch.float64)
+    start = torch.randn(len(diagonal), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (lambda vectors: [d * vectors[0]]), [start]
+
+
+def test_lanczos_finds_a_negative_dominant_eigenvalue_of_a_known_spectrum():
+    product, start = diagonal_operator([-5.0, 3.0, 1.0, 0.5, -0.25, 0.1, 2.0, -1.5])
+    result = _lanczos(product, start, max_iter=100, tol=1e-12)
+    assert result.converged and result.iterations <= 8
+    assert result.value == pytest.approx(-5.0, abs=1e-10)
+
+
+def test_lanczos_separates_close_magnitudes_of_opposite_sign():
+    """|-3.99| / 4 = 0.9975: power iteration from this start needs 3,368 products for 1e-8 (its
+    Rayleigh quotient error shrinks like 0.9975^(2k)); Lanczos resolves both ends of the spectrum
+    at once, well within the dimension."""
+    product, start = diagonal_operator([4.0, -3.99, *torch.linspace(-3.0, 3.0, 48).tolist()])
+    result = _lanczos(product, start, max_iter=100, tol=1e-6)
+    assert result.converged and result.iterations < 50
+    assert result.value == pytest.approx(4.0, abs=1e-8)
+    assert abs(result.value - 4.0) <= result.relative_change * abs(result.value)  # the residual bound holds
+
+
+def test_default_lanczos_matches_explicit_hessian_of_a_batchnorm_conv_net():
+    """Train-mode BatchNorm2d makes the input Hessian indefinite (both signs near the top magnitude)."""
+    torch.manual_seed(11)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Tanh(), nn.Flatten(), nn.Linear(48, 3))
+    net = net.double().train()
+    x = torch.randn(4, 2, 4, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    y = torch.tensor([0, 2, 1, 2])
+    matrix = explicit_hessian(net, x, y, "input")
+    eigenvalues = torch.linalg.eigvalsh(matrix)
+    assert eigenvalues[0] < -0.8 * eigenvalues[-1] < 0
+    expected = dominant(matrix)
+    result = hessian_eig_details(net, x, y)
+    assert result.converged and result.relative_change < 1e-4 and result.iterations < x.numel()
+    assert result.value == pytest.approx(expected, rel=1e-6)
+    assert abs(result.value - expected) <= result.relative_change * abs(result.value)
 
 
 def test_hessian_eig_is_deterministic_per_seed():
@@ -240,3 +282,14 @@ def test_bad_arguments_raise_one_clear_error():
         hessian_eig_details(model, x, y, max_iter=0)
     with pytest.raises(RobustnasError, match="tol must be a positive number"):
         hessian_eig_details(model, x, y, tol=0.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lanczos_waits_for_both_ends_of_the_spectrum(seed):
+    """+4 at the top of a dense cluster, an isolated -3.99 at the other end: the isolated end
+    converges first; stopping on the current largest-magnitude Ritz value alone returned -3.99."""
+    cluster = torch.linspace(3.0, 4.0, 1999, dtype=torch.float64).tolist()
+    product, start = diagonal_operator([-3.99, *cluster], seed=seed)
+    result = _lanczos(product, start, max_iter=300, tol=1e-4)
+    assert result.converged
+    assert result.value == pytest.approx(4.0, rel=1e-3)

@@ -398,7 +398,7 @@ def _graph_section(doc: Document, r2: pd.DataFrame, out: Path, dataset: str) -> 
     doc.text("**Beyond proxies: the cell graph.** The same forests on 54 zero-cost features of the cell graph "
              "itself (one-hot op per edge; per input-output path whether it is alive and its ops; alive paths, "
              "most 3x3 convolutions on one path, 3x3 convolutions over all paths, convolution-free paths: "
-             "`robustnas.spaces.nb201.graph_features`, after Kadlecova et al., ICML 2024), alone and with the "
+             "`robustnas.spaces.nb201.graph_features`, after GRAF, Kadlecova et al., ICML 2024), alone and with the "
              "proxies; r2.csv rows `graph` and `all+graph`:")
     doc.table(table.reset_index())
     doc.figure("r2-graph.png", "Single-target test R²: the paper's forest, our forest on the proxies, on the cell "

@@ -204,7 +204,7 @@ GRAPH_FEATURES: tuple[str, ...] = (
 def graph_features(arch: NB201Arch) -> dict[str, float]:
     """Zero-cost features of the cell graph itself, no network built (names: ``GRAPH_FEATURES``).
 
-    In the spirit of Kadlecova et al.'s neural graph features (ICML 2024): the op of every edge
+    In the spirit of GRAF, Kadlecova et al.'s neural graph features (ICML 2024): the op of every edge
     (one-hot, 30); for each of the four input->output paths whether it is alive (no ``none`` on
     it) and how many of each op it carries (-1 where it is dead, 20); and four summaries: alive
     paths, the most 3x3 convolutions on one alive path (the cell's depth; -1 if none is alive),
