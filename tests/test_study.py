@@ -185,3 +185,14 @@ def test_both_sources_report_the_gain_of_our_proxies(tmp_path, monkeypatch):
     study.run_study("cifar10", "both", [], tmp_path, "x", bench=bench)
     text = (tmp_path / "report.md").read_text()
     assert "| target | paper (rf) | ours rf | ours gb | best - paper | suite only rf (same archs) | gain from ours |" in text
+
+
+def test_graph_frame_rows_are_the_cells_graph_features():
+    from robustnas.spaces.nb201 import GRAPH_FEATURES, graph_features
+
+    index = pd.Index([0, 13433, 15624], name="nb201_index")
+    frame = study.graph_frame(index)
+    assert list(frame.columns) == list(GRAPH_FEATURES) and frame.index.equals(index)
+    assert frame.loc[13433].to_dict() == graph_features(NB201Arch.from_index(13433))
+    # index 0: e12 pool, e13 conv1x1, e14 conv1x1, e23/e24/e34 skip -> 1-2-4 and 1-2-3-4 are conv-free
+    assert frame.loc[0, ["alive_paths", "conv_free_paths", "max_conv3x3_on_path"]].tolist() == [4.0, 2.0, 0.0]
