@@ -284,6 +284,9 @@ def test_sanity_checks_pass_a_normal_model_and_flag_a_masking_one(trained, test_
     assert masked["pgd_not_above_fgsm"]["fgsm"] == clean  # zero gradient: FGSM does not move
     assert not masked["near_zero_at_huge_eps"]["passed"]  # PGD only adds noise and cannot reach ~0
     assert masked["near_zero_at_huge_eps"]["accuracy"] > 0.05
+    assert normal["gradients_not_zero"]["zero_gradient_share"] == 0.0
+    assert masked["gradients_not_zero"] == {"passed": False, "zero_gradient_share": 1.0,
+                                            "samples": round(clean * 200)}
 
 
 def test_pgd_agrees_with_foolbox(trained, test_set):

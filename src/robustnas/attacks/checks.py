@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from robustnas.attacks.gradient import FGSM, PGD, Attack, check_batch, frozen_eval
+from robustnas.attacks.gradient import FGSM, PGD, Attack, check_batch, frozen_eval, input_gradient
 from robustnas.errors import RobustnasError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -60,14 +60,17 @@ def sanity_checks(
     tol: float = 0.02,
     seed: int = 0,
 ) -> dict[str, dict]:
-    """Three gradient-masking checks on one batch, each ``{"passed": bool, ...numbers}`` (JSON-able).
+    """Four gradient-masking checks on one batch, each ``{"passed": bool, ...numbers}`` (JSON-able).
 
     PGD uses ``steps`` steps of eps/4 (the 2/255-at-8/255 rule of crose-and-arnas.md §B.6) with a
     uniform random start. ``tol`` is the accuracy slack for noise.
 
     * accuracy_falls_with_eps: PGD accuracy over ``eps_grid`` (eps 0 = clean) never rises by > tol;
     * pgd_not_above_fgsm: PGD accuracy <= FGSM accuracy + tol at ``eps``;
-    * near_zero_at_huge_eps: PGD accuracy <= tol at ``huge_eps`` (1.0: any image is reachable).
+    * near_zero_at_huge_eps: PGD accuracy <= tol at ``huge_eps`` (1.0: any image is reachable);
+    * gradients_not_zero: no more than half the correctly classified samples have an input
+      gradient that is exactly zero (AutoAttack's own check; a quantised or saturated input
+      stage gives zero gradients and a flat curve that passes the first two checks).
     """
     grid = sorted(set(eps_grid) | {eps})
     curve = {e: _pgd_accuracy(model, x, y, e, steps, seed) for e in grid}
@@ -82,7 +85,20 @@ def sanity_checks(
         },
         "pgd_not_above_fgsm": {"passed": curve[eps] <= fgsm + tol, "eps": eps, "fgsm": fgsm, "pgd": curve[eps]},
         "near_zero_at_huge_eps": {"passed": huge <= tol, "eps": huge_eps, "accuracy": huge},
+        "gradients_not_zero": _zero_gradients(model, x, y),
     }
+
+
+def _zero_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Share of correctly classified samples whose cross-entropy input gradient is exactly zero."""
+    with frozen_eval(model):
+        with torch.no_grad():
+            correct = model(x).argmax(1) == y
+        if not correct.any():
+            return {"passed": True, "zero_gradient_share": 0.0, "samples": 0}
+        grad = input_gradient(model, x[correct], y[correct])
+    share = float((grad.flatten(1).abs().sum(1) == 0).float().mean())
+    return {"passed": share <= 0.5, "zero_gradient_share": share, "samples": int(correct.sum())}
 
 
 def _pgd_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, seed: int) -> float:
