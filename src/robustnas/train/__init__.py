@@ -1,0 +1,34 @@
+"""Standard and adversarial training (PGD-AT, TRADES) with exact resume, a CSV log and curves.
+
+    from robustnas.data import NormalizedModel, load_dataset
+    from robustnas.train import TrainConfig, preact_resnet18, train
+    model = NormalizedModel.for_dataset(preact_resnet18(10), "cifar10")   # takes [0,1] pixels
+    config = TrainConfig(adversarial="pgd", attack_steps=10, milestones=(100, 150))
+    result = train(model, load_dataset(path), load_dataset(path, split="test"), config, "runs/at")
+    result.last["val_pgd_acc"]                       # RUN_DIR/log.csv, curves.png, final.pt
+
+Networks of the three spaces train the same way (``NormalizedModel.for_dataset(
+spaces.build(...), dataset)``; DARTS/ARNAS nets with ``auxiliary=True`` for ``aux_weight``).
+Killed and restarted on the same RUN_DIR, a run continues from its last epoch's checkpoint to
+the same final weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+from robustnas.train.batches import cutout
+from robustnas.train.config import TrainConfig, drop_path_at, lr_at
+from robustnas.train.loop import TrainResult, train
+from robustnas.train.losses import trades_kl, training_loss
+from robustnas.train.preact import PreActResNet18, preact_resnet18
+
+__all__ = [
+    "PreActResNet18",
+    "TrainConfig",
+    "TrainResult",
+    "cutout",
+    "drop_path_at",
+    "lr_at",
+    "preact_resnet18",
+    "trades_kl",
+    "train",
+    "training_loss",
+]
