@@ -18,6 +18,19 @@ def _print_json(obj: object) -> None:
     print(json.dumps(obj, indent=None, sort_keys=False))
 
 
+def _require_device(device: str, amp: bool = False) -> None:
+    """--device cuda needs a CUDA device; --amp needs --device cuda (one-line errors)."""
+    from robustnas.errors import RobustnasError
+
+    if amp and device != "cuda":
+        raise RobustnasError("--amp needs --device cuda (mixed precision is GPU-only here); drop --amp")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RobustnasError("--device cuda: no CUDA device is available here; use --device cpu")
+
+
 # ---- arch --------------------------------------------------------------------------------------
 def cmd_arch_show(args: argparse.Namespace) -> None:
     from robustnas.spaces import describe
@@ -87,11 +100,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         raise RobustnasError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.seed < 0:
         raise RobustnasError(f"--seed must be >= 0, got {args.seed}")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RobustnasError("--device cuda: no CUDA device is available here; use --device cpu")
+    _require_device(args.device)
     settings = ScoreSettings(
         space=args.space,
         dataset=args.dataset,
@@ -139,6 +148,91 @@ def cmd_study(args: argparse.Namespace) -> None:
     print(run_study(args.dataset, args.features, runs, Path(args.out), command))
 
 
+# ---- training and evaluation -------------------------------------------------------------------
+HOLDOUT_SEED = 0  # the held-out split is the same for every run, whatever --seed
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    import torch
+
+    from robustnas.errors import RobustnasError
+    from robustnas.train import TrainConfig, train
+    from robustnas.train.model_spec import RESNET18, ModelSpec, write_model_json
+
+    _require_device(args.device, args.amp)
+    if args.data is None and args.dataset != "cifar10":
+        raise RobustnasError(f"the embedded sample is CIFAR-10; give --data for {args.dataset}")
+    if args.arch.strip().lower() == RESNET18 and args.space is not None:
+        raise RobustnasError("resnet18 belongs to no search space; drop --space")
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, milestones=_milestones(args.epochs),
+        cutout=args.cutout, adversarial=None if args.adversarial == "none" else args.adversarial,
+        amp=args.amp, seed=args.seed,
+    )
+    train_set, held_out = _training_split(args.data, args.dataset, args.holdout, args.limit, args.batch_size)
+    spec = ModelSpec.from_arch(args.arch, args.space or "nb201", args.dataset, train_set.num_classes)
+    out = Path(args.out)
+    data = {"path": str(Path(args.data).resolve()) if args.data else None, "holdout": args.holdout, "limit": args.limit}
+    write_model_json(out, spec, data)
+    torch.manual_seed(args.seed)  # the initial weights (a resumed run loads its checkpoint's)
+    result = train(spec.build().to(args.device), train_set, held_out, config, out)
+    last = result.last
+    print(
+        f"{out}: {len(result.log) - result.resumed_after} epochs trained now, {result.resumed_after} before; "
+        f"{len(train_set)} training images; held-out {len(held_out)} images: clean {last['val_clean_acc']:.4f}, "
+        f"PGD-{config.eval_steps} {last['val_pgd_acc']:.4f} -> {result.final}"
+    )
+
+
+def _milestones(epochs: int) -> tuple[int, ...]:
+    """lr x0.1 at 1/2 and 3/4 of the epochs: CRoZe's epochs 100 and 150 of 200 (TrainConfig)."""
+    return tuple(sorted({m for m in (epochs // 2, 3 * epochs // 4) if m > 0}))
+
+
+def _training_split(data: str | None, dataset: str, holdout: int, limit: int | None, batch_size: int):
+    """(training images, held-out images) from the train split: a permutation seeded with
+    HOLDOUT_SEED; its first ``holdout`` images are held out, the next ``limit`` (default: all the
+    rest) are trained on, each set kept in file order."""
+    import numpy as np
+
+    from robustnas.data import load_dataset
+    from robustnas.errors import RobustnasError
+
+    images = load_dataset(data, dataset, split="train")
+    left = len(images) - holdout
+    if holdout < 1 or left < 1:
+        raise RobustnasError(
+            f"--holdout must be in 1..{len(images) - 1} for {len(images)} training images, got {holdout}"
+        )
+    if limit is not None and not 1 <= limit <= left:
+        raise RobustnasError(
+            f"--limit must be in 1..{left} (training images left after --holdout {holdout}), got {limit}"
+        )
+    order = np.random.default_rng(HOLDOUT_SEED).permutation(len(images))
+    trained = order[holdout:] if limit is None else order[holdout : holdout + limit]
+    if len(trained) < batch_size:
+        raise RobustnasError(
+            f"{len(trained)} training images are fewer than one batch (--batch-size {batch_size}); "
+            "lower --batch-size or raise --limit"
+        )
+    return images.subset(np.sort(trained)), images.subset(np.sort(order[:holdout]))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from robustnas.evaluate import JSON_FILE, MARKDOWN_FILE, STORE_FILE, run_evaluation, summary_table
+
+    _require_device(args.device)
+    result, out, computed = run_evaluation(
+        args.checkpoint, args.suite, out=args.out, data=args.data, n=args.n, batch_size=args.batch_size,
+        seed=args.seed, device=args.device,
+    )
+    print(summary_table(result), end="")
+    print(f"{computed} values computed now (the rest were stored) -> {out / JSON_FILE}, {out / MARKDOWN_FILE}, "
+          f"{out / STORE_FILE}")
+
+
 # ---- demo --------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> None:
     from robustnas.demo import run_demo
@@ -154,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="robustnas 0.1.0")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    arch_help = (
+        "NB201: op-index tuple '(0, 2, 3, 2, 3, 1)', NB201 string or index 0..15624; "
+        "DARTS/ARNAS: genotype string, JSON, JSON file or a published name such as DARTS_V2"
+    )
     score = commands.add_parser("score", help="compute zero-cost proxies for many architectures (resumable)")
     score.add_argument("--space", choices=SPACES, default="nb201")
     score.add_argument("--dataset", choices=DATASETS, default="cifar10")
@@ -194,12 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
 
+    _add_train(commands, arch_help)
+    _add_evaluate(commands)
+
     arch = commands.add_parser("arch", help="show, convert and sample architectures").add_subparsers(
         dest="arch_command", metavar="ACTION", required=True
-    )
-    arch_help = (
-        "NB201: op-index tuple '(0, 2, 3, 2, 3, 1)', NB201 string or index 0..15624; "
-        "DARTS/ARNAS: genotype string, JSON, JSON file or a published name such as DARTS_V2"
     )
     show = arch.add_parser("show", help="describe an architecture: encodings, params, FLOPs")
     show.add_argument("arch", help=arch_help)
@@ -245,6 +342,63 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true", help='print {"value": ...}')
     query.set_defaults(func=cmd_bench_query)
     return parser
+
+
+def _add_train(commands: argparse._SubParsersAction, arch_help: str) -> None:
+    train = commands.add_parser(
+        "train", help="train a network, standard or adversarial (PGD-AT, TRADES); resumable",
+        description="Train an architecture of a search space or PreAct ResNet-18. OUT gets model.json, "
+        "checkpoint.pt (every epoch), log.csv, curves.png and final.pt; the same command resumes.",
+    )
+    train.add_argument("--arch", required=True, help=f"{arch_help}; or resnet18 (PreAct ResNet-18)")
+    train.add_argument("--space", choices=SPACES, help="search space of --arch (default nb201; not with resnet18)")
+    train.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    train.add_argument("--data", help="dataset file or folder (default: the embedded CIFAR-10 sample)")
+    train.add_argument(
+        "--adversarial", choices=("none", "pgd", "trades"), default="none",
+        help="none: standard training; pgd: PGD-7 adversarial training (Madry et al., eps 8/255, step 2/255); "
+        "trades: TRADES, beta 6 (Zhang et al.) (default none)",
+    )
+    train.add_argument(
+        "--epochs", type=int, default=200, help="epochs; lr x0.1 at 1/2 and 3/4 of them (default 200)"
+    )
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=0.1, help="initial SGD learning rate (default 0.1)")
+    train.add_argument("--cutout", type=int, default=0, help="cutout square side in pixels (default 0: off)")
+    train.add_argument("--seed", type=int, default=0, help="initial weights, batch order, augmentation, attacks")
+    train.add_argument(
+        "--holdout", type=int, default=1000,
+        help="training images held out for the per-epoch clean and PGD-20 log (default 1000, Rice et al. 2020)",
+    )
+    train.add_argument("--limit", type=int, help="train on only this many of the remaining training images")
+    train.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    train.add_argument("--amp", action="store_true", help="float16 mixed precision (needs --device cuda)")
+    train.add_argument("--out", required=True, help="run directory (created, or resumed when it holds a run)")
+    train.set_defaults(func=cmd_train)
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser(
+        "evaluate", help="clean, adversarial and corruption accuracy of a trained network (resumable)",
+        description="Evaluate a checkpoint of robustnas train on the test split. OUT gets evaluation.json, "
+        "evaluation.md and store.sqlite; values already stored there are not computed again.",
+    )
+    evaluate.add_argument(
+        "--checkpoint", required=True,
+        help="run directory of robustnas train (its final.pt, else checkpoint.pt), or one of those files",
+    )
+    evaluate.add_argument(
+        "--suite", default="clean,fgsm,pgd20,pgd100,autoattack,corruptions",
+        help="comma-separated from clean, fgsm, pgd7, pgd10, pgd20, pgd100, apgd-ce, apgd-t, fab-t, square, "
+        "autoattack (L-inf 8/255), corruptions (15 x 5 severities) (default: %(default)s)",
+    )
+    evaluate.add_argument("--data", help="dataset file or folder (default: the data the network was trained on)")
+    evaluate.add_argument("--n", type=int, help="evaluate the first N test images (default: all)")
+    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--seed", type=int, default=0, help="attack random starts and corruption noise")
+    evaluate.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    evaluate.add_argument("--out", help="folder for evaluation.json/.md and store.sqlite (default: the checkpoint's)")
+    evaluate.set_defaults(func=cmd_evaluate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

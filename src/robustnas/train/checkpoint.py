@@ -82,8 +82,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return payload
 
 
-def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    """One-line error naming the missing, unexpected and differently shaped entries, if any."""
+def state_dict_problems(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """``missing: ...``, ``unexpected: ...``, ``shape: ...`` (three names each at most), or [] when
+    ``state`` fits ``model`` exactly."""
     own = model.state_dict()
     problems = []
     missing = [key for key in own if key not in state]
@@ -97,6 +98,12 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: P
         if items:
             more = f" and {len(items) - 3} more" if len(items) > 3 else ""
             problems.append(f"{label}: {', '.join(items[:3])}{more}")
+    return problems
+
+
+def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """One-line error naming the missing, unexpected and differently shaped entries, if any."""
+    problems = state_dict_problems(model, state)
     if problems:
         raise RobustnasError(
             f"{source} does not match the model ({'; '.join(problems)}); use the network it was "
