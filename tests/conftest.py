@@ -31,3 +31,16 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def nb201_data(shared_data: Path) -> Path:
     return _require(shared_data / "nb201")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: a second OpenMP thread on a busy machine costs more than it saves (restored).
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -31,13 +31,7 @@ from robustnas.errors import RobustnasError
 EPS, STEP = 8 / 255, 2 / 255
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second OpenMP thread on a busy machine costs more than it saves (restored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_cnn(classes: int = 10, width: int = 16) -> nn.Module:

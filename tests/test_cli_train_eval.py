@@ -34,13 +34,7 @@ def train_argv(data: Path, out: Path, arch: str = ARCH, adversarial: str = "pgd"
             "--seed", "3", "--holdout", "32", "--limit", "96", "--device", "cpu", "--out", str(out)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second OpenMP thread on a busy machine costs more than it saves (restored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,7 @@ from robustnas.train.log import COLUMNS, read_csv
 from robustnas.train.losses import AttackView, optimizer_step, trades_examples
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second OpenMP thread on a busy machine costs more than it saves (restored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def downscale(images: np.ndarray, factor: int = 2) -> np.ndarray:
