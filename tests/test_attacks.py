@@ -127,7 +127,7 @@ def test_fgsm_matches_closed_form_on_linear_model():
 
 def test_pgd_one_step_of_eps_without_random_start_is_fgsm(trained, test_set):
     x, y = test_set[0][:64], test_set[1][:64]
-    assert torch.equal(PGD(EPS, EPS, 1, random_start=False)(trained, x, y), FGSM(EPS)(trained, x, y))
+    assert torch.equal(PGD(EPS, EPS, 1, start="none")(trained, x, y), FGSM(EPS)(trained, x, y))
 
 
 def test_pgd_linf_stays_in_ball_and_pixel_range(trained, test_set):
@@ -216,12 +216,15 @@ def test_bad_inputs_raise():
 # ---- presets and robust accuracy -------------------------------------------------------------
 def test_presets_carry_the_spec_settings():
     assert make_attack("fgsm") == FGSM(EPS)
-    assert make_attack("pgd7") == PGD(EPS, STEP, 7, random_start=True)
-    assert make_attack("pgd20") == PGD(EPS, STEP, 20, norm="linf", random_start=True, restarts=1)
+    assert make_attack("pgd7") == PGD(EPS, STEP, 7, start="uniform")
+    assert make_attack("pgd20") == PGD(EPS, STEP, 20, norm="linf", start="uniform", restarts=1)
+    assert make_attack("pgd20-croze") == PGD(0.031, 0.003, 20, start="gaussian")
+    assert make_attack("pgd7-arnas") == PGD(EPS, 0.01, 7, start="gaussian")
     assert make_attack("pgd100", seed=3) == PGD(EPS, STEP, 100, seed=3)
     assert make_attack("autoattack") == AutoAttackAdapter("standard", eps=EPS, norm="linf", seed=0)
     assert sorted(ATTACKS) == sorted(
-        ["fgsm", "pgd7", "pgd10", "pgd20", "pgd100", "apgd-ce", "apgd-t", "fab-t", "square", "autoattack"]
+        ["fgsm", "pgd7", "pgd10", "pgd20", "pgd100", "pgd20-croze", "pgd7-arnas", "apgd-ce", "apgd-t", "fab-t", "square",
+         "autoattack"]
     )
 
 
@@ -290,7 +293,7 @@ def test_pgd_agrees_with_foolbox(trained, test_set):
     fmodel = fb.PyTorchModel(trained.eval(), bounds=(0, 1))
     for eps, step, steps in ((EPS, STEP, 20), (1 / 255, 0.25 / 255, 10)):
         start = time.perf_counter()
-        ours = robust_accuracy(trained, (x, y), PGD(eps, step, steps, random_start=False), batch_size=512)
+        ours = robust_accuracy(trained, (x, y), PGD(eps, step, steps, start="none"), batch_size=512)
         middle = time.perf_counter()
         _, _, success = fb.attacks.LinfPGD(abs_stepsize=step, steps=steps, random_start=False)(
             fmodel, x, y, epsilons=eps
@@ -302,3 +305,14 @@ def test_pgd_agrees_with_foolbox(trained, test_set):
         )
         assert abs(ours - theirs) <= 0.005
         assert ours < accuracy(trained, x, y)
+
+
+def test_gaussian_start_is_x_plus_a_thousandth_of_a_seeded_normal():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    x = torch.full((4, 3, 2, 2), 0.5)
+    y = torch.tensor([0, 1, 2, 0])
+    zero_steps = PGD(EPS, 1e-12, 1, start="gaussian", seed=3)  # one negligible step: the start itself
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(zero_steps(model, x, y), x + 0.001 * noise, atol=1e-9)
+    with pytest.raises(RobustnasError, match="PGD start must be one of uniform, gaussian, none, got 'normal'"):
+        PGD(EPS, STEP, 1, start="normal")

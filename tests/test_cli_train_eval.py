@@ -217,7 +217,7 @@ def test_evaluate_settings_and_sanity(evaluated):
     _, result = evaluated
     settings = result["settings"]
     assert settings["pgd20"] == {"attack": "PGD", "eps": 8 / 255, "step": 2 / 255, "steps": 20, "norm": "linf",
-                                 "random_start": True, "restarts": 1, "seed": 0, "batch_size": 16}
+                                 "start": "uniform", "restarts": 1, "seed": 0, "batch_size": 16}
     assert settings["fgsm"] == {"attack": "FGSM", "eps": 8 / 255, "batch_size": 16}
     assert settings["corruptions"]["seed"] == 0 and settings["corruptions"]["table"] == "cifar"
     assert settings["sanity"] == {"images": 32, "eps": 8 / 255, "steps": 20, "tol": 0.02, "seed": 0}
@@ -292,8 +292,8 @@ def test_unknown_suite_item(trained, capsys):
     run_dir = trained
     code, _, err = run(capsys, "evaluate", "--checkpoint", str(run_dir), "--suite", "clean,pgd3")
     assert code == 2 and err == (
-        "robustnas: error: unknown suite item pgd3; choose from clean, fgsm, pgd7, pgd10, pgd20, pgd100, apgd-ce, "
-        "apgd-t, fab-t, square, autoattack, corruptions (comma-separated)\n"
+        "robustnas: error: unknown suite item pgd3; choose from clean, fgsm, pgd7, pgd10, pgd20, pgd100, pgd20-croze, "
+        "pgd7-arnas, apgd-ce, apgd-t, fab-t, square, autoattack, corruptions (comma-separated)\n"
     )
 
 

@@ -371,6 +371,7 @@ def test_pgd_training_attack_bn_mode_eval_or_train():
         ({"lr_min": 0.2}, r"lr_min must be in \[0, lr\], got lr_min=0.2, lr=0.1"),
         ({"adversarial": "fgsm"}, r"adversarial must be None, 'pgd' or 'trades'"),
         ({"attack_bn": "frozen"}, r"attack_bn must be 'eval' or 'train'"),
+        ({"attack_start": "normal"}, r"attack_start must be one of uniform, gaussian, none, got attack_start='normal'"),
         ({"attack_steps": 0}, r"the training attack needs"),
         ({"drop_path_prob": 1.0}, r"drop_path_prob must be in \[0, 1\)"),
         ({"lr": "0.1"}, r"TrainConfig.lr must be a finite number, got '0.1'"),
@@ -406,3 +407,16 @@ def test_preact_resnet18_parameter_counts():
     assert sum(p.numel() for p in preact_resnet18(100).parameters()) == 11_172_170 + 90 * 513
     assert sum(1 for block in with_bn.blocks if block.shortcut is not None) == 3
     assert with_bn.eval()(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("start", ["uniform", "gaussian", "none"])
+def test_training_attack_starts_as_configured(start, monkeypatch):
+    import robustnas.train.losses as losses
+
+    seen = []
+    real = losses.PGD
+    monkeypatch.setattr(losses, "PGD", lambda *a, **k: seen.append(k["start"]) or real(*a, **k))
+    model = tiny(width=4)
+    training_loss(model, torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 3]),
+                  TrainConfig(adversarial="pgd", attack_steps=1, attack_start=start), seed=0)
+    assert seen == [start]

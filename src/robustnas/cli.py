@@ -389,8 +389,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--suite", default="clean,fgsm,pgd20,pgd100,autoattack,corruptions",
-        help="comma-separated from clean, fgsm, pgd7, pgd10, pgd20, pgd100, apgd-ce, apgd-t, fab-t, square, "
-        "autoattack (L-inf 8/255), corruptions (15 x 5 severities) (default: %(default)s)",
+        help="comma-separated from clean, fgsm, pgd7, pgd10, pgd20, pgd100, pgd20-croze, pgd7-arnas, apgd-ce, "
+        "apgd-t, fab-t, square, autoattack (L-inf 8/255; pgd20-croze 0.031), corruptions (15 x 5 severities) "
+        "(default: %(default)s)",
     )
     evaluate.add_argument("--data", help="dataset file or folder (default: the data the network was trained on)")
     evaluate.add_argument("--n", type=int, help="evaluate the first N test images (default: all)")

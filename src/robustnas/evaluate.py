@@ -6,8 +6,8 @@
     result["pgd20"], result["corruption_accuracy"]["fog"]["3"], result["settings"]["pgd20"]["steps"]
 
 Suite items: ``clean``; every attack preset of ``robustnas.attacks.make_attack`` (fgsm, pgd7,
-pgd10, pgd20, pgd100, apgd-ce, apgd-t, fab-t, square, autoattack: L-inf, eps 8/255, the settings
-of crose-and-arnas.md §A.8/§B.6, seeded with ``seed``); ``corruptions``: the 15 CIFAR-10-C
+pgd10, pgd20, pgd100, pgd20-croze, pgd7-arnas, apgd-ce, apgd-t, fab-t, square, autoattack: L-inf,
+eps 8/255 (pgd20-croze 0.031), the settings of crose-and-arnas.md §A.8/§B.5/§B.6, seeded with ``seed``); ``corruptions``: the 15 CIFAR-10-C
 corruptions x 5 severities of ``robustnas.corruptions`` (Hendrycks & Dietterich 2019), seeded
 with ``seed``, reported per corruption and severity and as the mean over the 75 (the mCA of
 the robustness dataset of Jung et al. 2023). Accuracies are fractions in [0,1]. When the suite

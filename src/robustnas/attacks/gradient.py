@@ -20,6 +20,8 @@ from torch import nn
 from robustnas.errors import RobustnasError
 
 NORMS = ("linf", "l2")
+STARTS = ("uniform", "gaussian", "none")
+GAUSSIAN_START_STD = 0.001  # x + 0.001 * N(0, 1): CRoZe's evaluation PGD and ARNAS' training PGD (spec §A.8, §B.5)
 
 
 class Attack(Protocol):
@@ -93,9 +95,10 @@ class FGSM:
 class PGD:
     """Projected gradient descent on CE (Madry et al. 2018), L-inf (sign steps) or L2 (unit-norm steps).
 
-    Each step: x <- Proj(x + step * direction(grad)) onto ball(x0, eps) and [0,1]. ``random_start``
-    draws the start uniformly from the eps-ball (clipped to [0,1]) with a generator seeded by
-    ``seed``, so a call is deterministic. ``restarts`` > 1 keeps, per sample, the first restart
+    Each step: x <- Proj(x + step * direction(grad)) onto ball(x0, eps) and [0,1]. ``start``:
+    "uniform" draws the start uniformly from the eps-ball (Madry et al.; clipped to [0,1]),
+    "gaussian" adds 0.001 * N(0, 1) as CRoZe's and ARNAS' code do, "none" starts at x; draws come
+    from a generator seeded by ``seed``, so a call is deterministic. ``restarts`` > 1 keeps, per sample, the first restart
     that misclassifies it (later restarts only attack samples not yet broken, as AutoAttack's
     APGD does) and, for samples never broken, the restart with the highest loss. Success first
     because robust accuracy counts a sample as broken if *any* restart breaks it, and the
@@ -107,13 +110,15 @@ class PGD:
     step: float
     steps: int
     norm: str = "linf"
-    random_start: bool = True
+    start: str = "uniform"
     restarts: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
             raise RobustnasError(f"PGD norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        if self.start not in STARTS:
+            raise RobustnasError(f"PGD start must be one of {', '.join(STARTS)}, got {self.start!r}")
         if not (self.eps >= 0 and self.step > 0 and self.steps >= 1 and self.restarts >= 1):
             raise RobustnasError(
                 f"PGD needs eps >= 0, step > 0, steps >= 1, restarts >= 1, got eps={self.eps}, "
@@ -151,14 +156,16 @@ class PGD:
         return best
 
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        x_adv = x + self._start(x, generator) if self.random_start else x
+        x_adv = x if self.start == "none" else x + self._start(x, generator)
         x_adv = self._project(x_adv, x)
         for _ in range(self.steps):
             x_adv = self._project(x_adv + self.step * self._direction(input_gradient(model, x_adv, y)), x)
         return x_adv
 
     def _start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Uniform in the eps-ball; L2 by Voelker et al. 2017 (first n of a unit vector in n+2 dims)."""
+        """Gaussian, or uniform in the eps-ball (L2 by Voelker et al. 2017: first n of a unit vector in n+2 dims)."""
+        if self.start == "gaussian":
+            return GAUSSIAN_START_STD * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         if self.norm == "linf":
             noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             return (2 * noise - 1) * self.eps

@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from robustnas.attacks.gradient import STARTS
 from robustnas.errors import RobustnasError
 
 SCHEDULES = ("step", "cosine")
@@ -33,7 +34,8 @@ class TrainConfig:
     * drop_path_prob: DARTS drop path, raised linearly from 0 at epoch 0 (p * epoch / epochs).
     * adversarial: None (standard), "pgd" (Madry et al. 2018: CE on PGD examples) or "trades"
       (Zhang et al. 2019: CE(clean) + trades_beta * KL(p_clean || p_adv)); the training attack
-      uses attack_eps/attack_step/attack_steps and runs with BN in ``attack_bn`` mode.
+      uses attack_eps/attack_step/attack_steps from ``attack_start`` (robustnas.attacks.PGD: "uniform"
+      as Madry/CRoZe, "gaussian" = x + 0.001 N(0,1) as ARNAS' code, "none") with BN in ``attack_bn`` mode.
     * amp: float16 autocast + gradient scaling; CUDA only (a CPU run with amp=True is refused).
     * eval_every: evaluate on the held-out split every k epochs and after the last one, with
       PGD (eval_eps, eval_step, eval_steps, uniform random start seeded by ``seed``).
@@ -57,6 +59,7 @@ class TrainConfig:
     attack_eps: float = 8 / 255
     attack_step: float = 2 / 255
     attack_steps: int = 7
+    attack_start: str = "uniform"
     attack_bn: str = "eval"
     trades_beta: float = 6.0
     amp: bool = False
@@ -113,6 +116,7 @@ def _check_values(c: TrainConfig) -> None:
         (c.adversarial in ADVERSARIAL, "adversarial", "adversarial must be None, 'pgd' or 'trades'"),
         (c.attack_eps >= 0 and c.attack_step > 0 and c.attack_steps >= 1, "attack_eps attack_step attack_steps",
          "the training attack needs attack_eps >= 0, attack_step > 0, attack_steps >= 1"),
+        (c.attack_start in STARTS, "attack_start", f"attack_start must be one of {', '.join(STARTS)}"),
         (c.attack_bn in ATTACK_BN, "attack_bn", "attack_bn must be 'eval' or 'train'"),
         (c.trades_beta >= 0, "trades_beta", "trades_beta must be >= 0"),
         (c.seed >= 0, "seed", "seed must be >= 0"),

@@ -99,7 +99,8 @@ def training_loss(
     """
     view = AttackView(model, keep_train_mode=config.attack_bn == "train")
     if config.adversarial == "pgd":
-        x = PGD(config.attack_eps, config.attack_step, config.attack_steps, seed=seed)(view, x, y)
+        x = PGD(config.attack_eps, config.attack_step, config.attack_steps, start=config.attack_start,
+                seed=seed)(view, x, y)
     logits, aux = split_outputs(model(x))
     loss = F.cross_entropy(logits, y)
     if config.adversarial == "trades":
