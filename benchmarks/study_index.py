@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from robustnas.report import markdown_table
-from robustnas.report.study import paper_value
+from robustnas.report.study import graph_table, paper_value
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "docs" / "results" / "study"
@@ -33,12 +33,7 @@ def table1(report: Path) -> pd.DataFrame:
 def beyond(report: Path) -> pd.DataFrame:
     """The forests on the proxies, on the cell graph and on both, next to the paper (rf, test R²)."""
     r2 = pd.read_csv(report / "r2.csv")
-    rf = r2[r2["model"] == "rf"].pivot_table(index=["target", "objective"], columns="features", values="r2", sort=False)
-    rows = rf[["all", "graph", "all+graph"]].rename(columns={"all": "proxies"})
-    dataset = r2["dataset"].iloc[0]
-    rows.insert(0, "paper", [paper_value(dataset, target, objective, "all") for target, objective in rows.index])
-    rows["best - paper"] = rows[["proxies", "graph", "all+graph"]].max(axis=1) - rows["paper"]
-    return rows.reset_index()
+    return graph_table(r2, r2["dataset"].iloc[0]).reset_index()
 
 
 def main() -> None:

@@ -384,15 +384,20 @@ def _single_r2(features: pd.DataFrame, targets: pd.DataFrame, target: str) -> fl
     return Predictor("rf").fit(x_train, y_train).score(x_test, y_test)
 
 
-def _graph_section(doc: Document, r2: pd.DataFrame, out: Path, dataset: str) -> None:
-    """The nine fits on the proxies, on the cell graph alone and on both, against the paper."""
+def graph_table(r2: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The nine rf fits on the proxies, on the cell graph alone and on both, next to the paper
+    (index target, objective in ``tasks()`` order; from r2.csv rows)."""
     rf = r2[r2["model"] == "rf"]
     table = rf.pivot_table(index=["target", "objective"], columns="features", values="r2", sort=False)
     table = table[["all", "graph", "all+graph"]].rename(columns={"all": "proxies"})
     table.insert(0, "paper", [paper_value(dataset, t, o, "all") for t, o in table.index])
     table["best - paper"] = table[["proxies", "graph", "all+graph"]].max(axis=1) - table["paper"]
-    order = [(t.target, t.objective) for t in tasks()]
-    table = table.loc[order]
+    return table.loc[[(t.target, t.objective) for t in tasks()]]
+
+
+def _graph_section(doc: Document, r2: pd.DataFrame, out: Path, dataset: str) -> None:
+    """The nine fits on the proxies, on the cell graph alone and on both, against the paper."""
+    table = graph_table(r2, dataset)
     single = table.xs("single", level="objective")[["paper", "proxies", "graph", "all+graph"]]
     figures.r2_bars(single, out / "r2-graph.png", f"Proxies vs the cell graph: single-target test R², NB201 {dataset}")
     doc.text("**Beyond proxies: the cell graph.** The same forests on 54 zero-cost features of the cell graph "
