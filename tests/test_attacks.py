@@ -267,6 +267,17 @@ def test_autoattack_adapter_equals_pyautoattack_standard():
     assert accuracy(model, x_adv, y) == 0.0
 
 
+def test_autoattack_adapter_takes_channels_last_strides():
+    """APGD-T used to crash on NHWC-strided input (pyautoattack .view()s a zeros_like(x))."""
+    model = random_cnn()
+    x, y = tiny_batch(model)
+    strided = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    assert not strided.is_contiguous() and torch.equal(strided, x)
+    for name in ("apgd-t", "standard"):
+        attack = AutoAttackAdapter(name, eps=0.15)
+        assert torch.equal(attack(model, strided, y), attack(model, x, y)), name
+
+
 # ---- gradient-masking checks and the foolbox oracle ------------------------------------------
 def test_sanity_checks_pass_a_normal_model_and_flag_a_masking_one(trained, test_set):
     x, y = test_set[0][:200], test_set[1][:200]

@@ -26,7 +26,7 @@ from robustnas.data import NormalizedModel, load_dataset
 from robustnas.errors import RobustnasError
 from robustnas.spaces.darts import DartsNetwork
 from robustnas.train import TrainConfig, cutout, drop_path_at, lr_at, preact_resnet18, trades_kl, train, training_loss
-from robustnas.train.batches import as_pixels, cutout_centres, epoch_batches
+from robustnas.train.batches import as_pixels, cutout_centres, epoch_batches, eval_batches, to_tensor
 from robustnas.train.log import COLUMNS, read_csv
 from robustnas.train.losses import AttackView, optimizer_step, trades_examples
 
@@ -259,6 +259,18 @@ def test_cutout_zeroes_one_square_clipped_at_the_borders():
     assert zeros[2, :8, 12:28].all() and zeros[3, 23:, :13].all()
     assert torch.equal(x, torch.ones(4, 3, 32, 32))  # input untouched
     assert cutout(torch.ones(1, 1, 8, 8), 3, np.array([[4, 4]])).eq(0).sum() == 9  # odd length keeps its size
+
+
+def test_batches_are_contiguous_nchw_copies():
+    """NHWC pixels -> C-contiguous NCHW (a transposed view made pyautoattack's APGD-T crash)."""
+    images = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    x = to_tensor(images)
+    assert x.is_contiguous() and x.shape == (2, 3, 4, 4)
+    assert x[1, 2, 3, 0].item() == np.float32(images[1, 3, 0, 2]) / np.float32(255)
+    x[0, 0, 0, 0] = 7.0  # a copy: the (possibly read-only) pixels are untouched
+    assert images[0, 0, 0, 0] == 0
+    batch, labels = next(eval_batches(as_pixels((images, np.array([3, 5])), "test_data"), 2))
+    assert batch.is_contiguous() and labels.tolist() == [3, 5]
 
 
 def test_epoch_batches_are_seeded_and_cut_one_square_per_image():

@@ -60,7 +60,8 @@ class AutoAttackAdapter:
             return x.detach().clone()
         with frozen_eval(model), _forked_rng(x.device), _kept_trace():
             adversary = self._adversary(model, x)
-            x_adv, _ = adversary.run_standard_evaluation(x.detach(), y, batch_size=len(x))
+            # contiguous: pyautoattack's zero-gradient check .view()s a zeros_like(x) (APGD-T)
+            x_adv, _ = adversary.run_standard_evaluation(x.detach().contiguous(), y, batch_size=len(x))
         return x_adv.to(x.dtype)
 
     def _adversary(self, model: nn.Module, x: torch.Tensor) -> AutoAttack:

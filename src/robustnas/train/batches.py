@@ -54,7 +54,7 @@ def as_pixels(data: Any, role: str) -> Pixels:
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """NHWC uint8 or [0,1] float -> float32 NCHW in [0,1]."""
-    x = np.array(pixels.transpose(0, 3, 1, 2), dtype=np.float32)  # a copy: inputs may be read-only
+    x = np.array(pixels.transpose(0, 3, 1, 2), dtype=np.float32, order="C")  # a contiguous copy: inputs may be read-only
     return torch.from_numpy(x / np.float32(255) if pixels.dtype == np.uint8 else x)
 
 
