@@ -100,21 +100,6 @@ def test_bench_query_bad_eps_is_one_line(capsys):
     assert code == 2 and err.count("\n") == 1 and "0.1, 0.5, 1.0, 2.0, 3.0, 4.0, 8.0" in err
 
 
-def test_demo_prints_benchmark_values(capsys):
-    from robustnas.bench import Benchmark
-    from robustnas.demo import run_demo
-
-    rows = run_demo(n=3, seed=0)
-    out = capsys.readouterr().out
-    bench = Benchmark()
-    assert len(rows) == 3
-    for row in rows:
-        assert row["string"] in out
-        assert row["clean"] == bench.query(row["index"], "cifar10", "clean")
-        assert row["pgd"] == bench.query(row["index"], "cifar10", "pgd", eps=1.0)
-        assert f"{row['clean']:.1%}" in out
-
-
 @pytest.mark.parametrize("space, name, params", [("darts", "DARTS_V2", 3349342), ("arnas", "ARNAS", 4520394)])
 def test_arch_show_published_genotypes(capsys, tmp_path, space, name, params):
     code, out, _ = run(capsys, "arch", "show", name, "--space", space, "--json")

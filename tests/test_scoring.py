@@ -181,11 +181,14 @@ def test_unreadable_files_are_one_line_errors(tmp_path, capsys):
 
 
 def test_progress_logs_lines_when_not_a_terminal(capsys, monkeypatch):
-    from robustnas.scoring import _progress
+    from robustnas.progress import LoopProgress
 
-    monkeypatch.setattr(_progress, "LOG_EVERY_S", 0.0)
-    with _progress(total=4, done=1) as advance:
+    monkeypatch.setattr(LoopProgress, "LOG_EVERY_S", 0.0)
+    with LoopProgress("scoring", total=4, done=1) as advance:
         advance()
+        advance()
+    with LoopProgress("search", total=2, unit="eval", enabled=False) as advance:
         advance()
     err = capsys.readouterr().err
-    assert "scoring: 2/4 (" in err and "scoring: 3/4 (" in err and "min left)" in err
+    assert "scoring: 2/4 (" in err and "scoring: 3/4 (" in err and "arch/s, about" in err and "min left)" in err
+    assert "search" not in err  # disabled: silent

@@ -234,10 +234,28 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 # ---- demo --------------------------------------------------------------------------------------
+# ---- search -----------------------------------------------------------------------------------
+def cmd_search(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from robustnas.search.run import SearchSettings, describe_result, run
+
+    _require_device(args.device)
+    settings = SearchSettings(
+        space=args.space, dataset=args.dataset, strategy=args.strategy, objective=args.objective,
+        budget=args.budget, seed=args.seed, data=args.data, batch_size=args.batch_size,
+        proxy_seed=args.proxy_seed, max_latency_ms=args.max_latency, latency_device=args.latency_device,
+    )
+    result = run(settings, Path(args.out), runs=args.scores, storage=args.storage, device=args.device)
+    print(describe_result(result))
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from robustnas.demo import run_demo
 
-    run_demo(n=args.n, seed=args.seed)
+    run_demo(budget=args.budget, seed=args.seed, out=Path(args.out))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,11 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", required=True, help="report directory (report.md, report.html, figures, CSVs)")
     study.set_defaults(func=cmd_study)
 
-    demo = commands.add_parser("demo", help="sample NB201 architectures and show their cost and benchmark accuracy")
-    demo.add_argument("-n", type=int, default=8, help="number of architectures (default 8)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo = commands.add_parser(
+        "demo", help="CRoZe-guided search over NB201 on the embedded CIFAR-10 sample",
+        description="robustnas search --space nb201 --dataset cifar10 --strategy warmup-move --objective croze "
+        "on the CIFAR-10 sample inside the package; prints the found architecture with its benchmark accuracies.",
+    )
+    demo.add_argument("--budget", type=int, default=100, help="architectures to evaluate (default 100)")
+    demo.add_argument("--seed", type=int, default=0, help="the search's random seed")
+    demo.add_argument("--out", default="robustnas-demo", help="run directory (default ./robustnas-demo; resumes)")
     demo.set_defaults(func=cmd_demo)
 
+    _add_search(commands)
     _add_train(commands, arch_help)
     _add_evaluate(commands)
 
@@ -342,6 +366,40 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true", help='print {"value": ...}')
     query.set_defaults(func=cmd_bench_query)
     return parser
+
+
+def _add_search(commands: argparse._SubParsersAction) -> None:
+    from robustnas.search.strategies import STRATEGIES
+
+    search = commands.add_parser(
+        "search", help="proxy- or predictor-guided architecture search (resumable)",
+        description="Search a space for the architecture that maximises an objective. OUT gets result.json, "
+        "trajectory.csv/.png and store.sqlite (every evaluation, as it is made); the same command resumes.",
+    )
+    search.add_argument("--space", choices=SPACES, default="nb201")
+    search.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    search.add_argument("--data", help="images for the proxies' batch (default: the embedded CIFAR-10 sample)")
+    search.add_argument("--strategy", choices=tuple(STRATEGIES), default="warmup-move")
+    search.add_argument(
+        "--objective", default="croze",
+        help="a proxy (croze, synflow, ...); a weighted product W*P+W*P (log-linear); predictor:FILE.npz[:TARGET]; "
+        "bench:COLUMN (NB201 oracle, e.g. bench:pgd@1); latency:DEVICE (HW-NAS-Bench); "
+        "comma-separated for several objectives (nsga2) (default croze)",
+    )
+    search.add_argument("--budget", type=int, default=100, help="architectures to evaluate (default 100)")
+    search.add_argument("--seed", type=int, default=0, help="the strategy's random seed")
+    search.add_argument("--batch-size", type=int, default=64, help="proxy batch size (default 64)")
+    search.add_argument(
+        "--proxy-seed", type=int, default=0,
+        help="network initialisation and batch of the proxies, as robustnas score --seed (default 0)",
+    )
+    search.add_argument("--scores", nargs="*", default=[], help="scoring run directories to read proxies from")
+    search.add_argument("--max-latency", type=float, help="HW-NAS-Bench latency limit in ms (NB201)")
+    search.add_argument("--latency-device", default="edgegpu", help="HW-NAS-Bench device (default edgegpu)")
+    search.add_argument("--storage", help="Optuna storage URL for nsga2 (default sqlite:///OUT/optuna.sqlite)")
+    search.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    search.add_argument("--out", required=True, help="run directory (created, or resumed when it holds a search)")
+    search.set_defaults(func=cmd_search)
 
 
 def _add_train(commands: argparse._SubParsersAction, arch_help: str) -> None:

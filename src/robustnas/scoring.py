@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
 from robustnas.errors import RobustnasError
 
@@ -97,18 +98,45 @@ def shard(archs: list[str], spec: str | None) -> list[str]:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(settings: ScoreSettings, threads: int) -> None:
-    """Load the data and fix the thread count once per worker process."""
+def prepare_batch(settings: ScoreSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """The run's one batch (x normalised, y), on ``settings.device``: ``batch_size`` training images
+    drawn with ``seed``, crop+flip augmented as in NAS-Bench-Suite-Zero."""
     import torch
 
     from robustnas.data import load_dataset, normalization, sample_batch
 
-    torch.set_num_threads(threads)
     images = load_dataset(settings.data, _data_name(settings), split="train")
     x, y = sample_batch(images, settings.batch_size, settings.seed, augment=True)
     mean, std = normalization(settings.dataset)
     mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-    _WORKER.update(settings=settings, x=((x - mean_t) / std_t).to(settings.device), y=y.to(settings.device))
+    return ((x - mean_t) / std_t).to(settings.device), y.to(settings.device)
+
+
+def score_arch(
+    settings: ScoreSettings, x: torch.Tensor, y: torch.Tensor, arch: str, proxies: tuple[str, ...]
+) -> tuple[dict[str, float], dict[str, str], float]:
+    """(values, reasons for NaN, seconds) of ``proxies`` for ``arch`` (its canonical string) on the
+    batch of :func:`prepare_batch`: one network, initialised from :func:`arch_seed`, so the values
+    do not depend on which process or which other architectures came first."""
+    import torch
+
+    from robustnas import spaces
+    from robustnas.proxies import score
+
+    start = time.perf_counter()
+    torch.manual_seed(arch_seed(settings.seed, arch))
+    net = spaces.build(settings.space, arch, settings.dataset).to(settings.device)
+    values = score(net, x, y, proxies=proxies, seed=settings.seed)
+    return dict(values), values.reasons, time.perf_counter() - start
+
+
+def _init_worker(settings: ScoreSettings, threads: int) -> None:
+    """Load the data and fix the thread count once per worker process."""
+    import torch
+
+    torch.set_num_threads(threads)
+    x, y = prepare_batch(settings)
+    _WORKER.update(settings=settings, x=x, y=y)
 
 
 def _data_name(settings: ScoreSettings) -> str | None:
@@ -121,18 +149,8 @@ def arch_seed(seed: int, arch: str) -> int:
 
 
 def _score_one(job: tuple[str, tuple[str, ...]]) -> tuple[str, dict[str, float], dict[str, str], float]:
-    import torch
-
-    from robustnas import spaces
-    from robustnas.proxies import score
-
     arch, proxies = job
-    settings: ScoreSettings = _WORKER["settings"]
-    start = time.perf_counter()
-    torch.manual_seed(arch_seed(settings.seed, arch))
-    net = spaces.build(settings.space, arch, settings.dataset).to(settings.device)
-    values = score(net, _WORKER["x"], _WORKER["y"], proxies=proxies, seed=settings.seed)
-    return arch, dict(values), values.reasons, time.perf_counter() - start
+    return (arch, *score_arch(_WORKER["settings"], _WORKER["x"], _WORKER["y"], arch, proxies))
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -168,6 +186,7 @@ def todo(store, settings: ScoreSettings, archs: list[str], config: str) -> list[
 
 def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: int = 1) -> dict[str, Any]:
     """Score ``archs``, storing each architecture's values as soon as they exist; returns a summary."""
+    from robustnas.progress import LoopProgress
     from robustnas.store import Result
 
     if workers < 1:
@@ -178,7 +197,7 @@ def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: i
         config = store.add_config(settings.value_config())
         jobs = todo(store, settings, archs, config)
         start = time.perf_counter()
-        with _progress(len(archs), len(archs) - len(jobs)) as advance:
+        with LoopProgress("scoring", len(archs), len(archs) - len(jobs)) as advance:
             for arch, values, reasons, _ in _results(settings, jobs, workers, threads):
                 rows = [
                     Result(arch, name, settings.seed, config, value, reasons.get(name))
@@ -195,46 +214,6 @@ def _results(settings: ScoreSettings, jobs: list, workers: int, threads: int) ->
         return
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(settings, threads)) as pool:
         yield from pool.map(_score_one, jobs, chunksize=1)
-
-
-class _progress:
-    """Progress with rate and ETA on stderr: a rich bar on a terminal, else a log line every 30 s."""
-
-    LOG_EVERY_S = 30.0
-
-    def __init__(self, total: int, done: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.console = Console(stderr=True)
-        self.bar = Progress(
-            TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(), console=self.console, disable=not self.console.is_terminal,
-        )
-        self.task = self.bar.add_task("score", total=total, completed=done, rate="")
-        self.total, self.done = total, done
-        self.start = self.last_log = time.perf_counter()
-        self.count = 0
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return self.advance
-
-    def advance(self) -> None:
-        self.count += 1
-        now = time.perf_counter()
-        rate = self.count / max(now - self.start, 1e-9)
-        self.bar.update(self.task, advance=1, rate=f"{rate:.2f} arch/s")
-        if not self.console.is_terminal and now - self.last_log >= self.LOG_EVERY_S:
-            self.last_log = now
-            left = (self.total - self.done - self.count) / rate
-            print(
-                f"scoring: {self.done + self.count}/{self.total} ({rate:.2f} arch/s, about {left / 60:.0f} min left)",
-                file=sys.stderr, flush=True,
-            )
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
 
 
 def summary_table(out: Path):
@@ -265,6 +244,23 @@ def scores(run_dir: Path, undefined: float = math.nan) -> pd.DataFrame:
             stored = store.frame(RUN).assign(stored=1.0).pivot(index="arch", columns="quantity", values="stored")
             wide = wide.mask(wide.isna() & stored.reindex_like(wide).notna(), undefined)
     return wide[[p for p in resolve("all") if p in wide.columns]].rename_axis("arch")
+
+
+def stored_values(run_dir: Path, settings: ScoreSettings) -> dict[tuple[str, str], tuple[float, str | None]]:
+    """(arch, proxy) -> (value, reason for NaN) of a run scored with ``settings``' value settings and
+    seed (its proxy list may differ); a run with other settings is one error naming them."""
+    from robustnas.store import Store, config_hash
+
+    _require_run_dir(run_dir)
+    stored, mine = read_settings(run_dir), {**settings.value_config(), "seed": settings.seed}
+    changed = [k for k in mine if stored.get(k) != mine[k]]
+    if changed:
+        diffs = ", ".join(f"{k} {stored.get(k)!r} (wanted {mine[k]!r})" for k in changed)
+        raise RobustnasError(f"{run_dir} was scored with other settings ({diffs}); give runs with these settings")
+    with Store(run_dir / STORE_FILE) as store:
+        frame = store.frame(RUN, seed=settings.seed, config=config_hash(settings.value_config()))
+    notes = frame["note"].where(frame["note"].notna(), None)
+    return {(a, q): (float(v), n) for a, q, v, n in zip(frame["arch"], frame["quantity"], frame["value"], notes)}
 
 
 def export(run_dir: Path, out: Path) -> Path:

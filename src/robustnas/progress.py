@@ -1,0 +1,51 @@
+"""Progress of long loops on stderr: a rich bar on a terminal, else a log line every 30 s."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+class LoopProgress:
+    """``with LoopProgress("scoring", total, done) as advance: ... advance()`` once per finished item.
+
+    ``done`` items were finished before (a resumed run); the rate and the time left count only
+    the items of this process. ``unit`` names one item in the rate ("arch/s").
+    """
+
+    LOG_EVERY_S = 30.0
+
+    def __init__(self, label: str, total: int, done: int = 0, unit: str = "arch", enabled: bool = True) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self.label, self.unit, self.enabled = label, unit, enabled
+        self.bar = Progress(
+            TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(), console=self.console, disable=not (enabled and self.console.is_terminal),
+        )
+        self.task = self.bar.add_task(label, total=total, completed=done, rate="")
+        self.total, self.done = total, done
+        self.start = self.last_log = time.perf_counter()
+        self.count = 0
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self.advance
+
+    def advance(self) -> None:
+        self.count += 1
+        now = time.perf_counter()
+        rate = self.count / max(now - self.start, 1e-9)
+        self.bar.update(self.task, advance=1, rate=f"{rate:.2f} {self.unit}/s")
+        if self.enabled and not self.console.is_terminal and now - self.last_log >= self.LOG_EVERY_S:
+            self.last_log = now
+            left = (self.total - self.done - self.count) / rate
+            print(
+                f"{self.label}: {self.done + self.count}/{self.total} ({rate:.2f} {self.unit}/s, "
+                f"about {left / 60:.0f} min left)",
+                file=sys.stderr, flush=True,
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)

@@ -1,0 +1,1 @@
+"""Architecture search: strategies (ask/tell), objectives, and the resumable runner."""

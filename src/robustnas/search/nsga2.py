@@ -1,0 +1,193 @@
+"""Multi-objective search with NSGA-II (Deb et al. 2002) through Optuna's ask/tell interface.
+
+Every architecture is a point of the flat categorical encoding of ``SearchSpace.choices()``;
+Optuna's ``NSGAIISampler`` draws the first generation uniformly, then breeds children by uniform
+crossover and mutation from parents chosen by non-domination rank and crowding distance.
+
+Values are higher-is-better tuples (a float is a 1-tuple). ``-inf`` (an undefined proxy, an
+infeasible architecture) is told to Optuna as it is, so the study keeps the exact values, and
+the trial also gets the constraint ``undefined_objectives`` = the number of ``-inf`` components.
+Optuna's NSGA-II then applies constrained domination (Deb et al. 2002, Sec. VI): every fully
+defined evaluation ranks before any with an undefined value, and among those fewer undefined
+values rank first; ``best`` follows the same rule. NaN is refused (objectives give -inf instead).
+
+Determinism: with in-memory storage, the asked sequence is a function of the seed and the values
+told (Optuna's NSGA-II draws from two ``numpy`` RandomStates seeded with ``seed``), so the runner
+resumes by replay. A persistent study (``storage``, e.g. ``sqlite:///RUN_DIR/optuna.db``) is
+reopened instead: its COMPLETE trials are :meth:`NSGA2.history`, its RUNNING trials (left by a
+killed process) are asked again first, and the sampler is reseeded from ``(seed, trials so far)``
+so the continuation is deterministic given the stored study and does not redraw the first trials.
+One process per study: RUNNING trials are taken to be abandoned, not another worker's.
+
+Importing this module sets Optuna's log level to WARNING (process-wide): its INFO line per trial
+would drown the runner's progress output.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+import sqlalchemy.exc
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from robustnas.errors import RobustnasError
+from robustnas.search.space import Arch, SearchSpace
+from robustnas.search.strategies import Strategy, Value, pareto_front
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+DEFAULT_STUDY = "robustnas-search"
+SETTINGS_ATTR = "robustnas"  # study user attribute: the settings a reopened study must match
+UNDEFINED = "undefined_objectives"  # constraint name: number of -inf values (> 0 is infeasible)
+
+
+class NSGA2(Strategy):
+    """NSGA-II over ``space``: one architecture per ask; ``objectives`` values per evaluation.
+
+    ``storage`` is None (in memory) or an Optuna storage URL (``sqlite:///path.db``,
+    ``postgresql://...``) holding ``study_name``; an existing study is reopened (see the module
+    docstring for what a reopened study resumes).
+    """
+
+    objectives = "any"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        *,
+        objectives: int,
+        population: int = 20,
+        storage: str | None = None,
+        study_name: str = DEFAULT_STUDY,
+    ) -> None:
+        super().__init__(space, seed)
+        if objectives < 1:
+            raise RobustnasError(f"NSGA-II needs objectives >= 1, got {objectives}; give at least one objective")
+        if population < 2:
+            raise RobustnasError(f"NSGA-II needs population >= 2, got {population}; raise the population")
+        if not 0 <= seed < 2**32:
+            raise RobustnasError(f"NSGA-II seeds numpy, which takes 0 <= seed < 2**32, got {seed}; give such a seed")
+        self.n_objectives = objectives
+        self.population = population
+        self._distributions = {name: CategoricalDistribution(c) for name, c in space.choices().items()}
+        self.study = _open_study(storage, study_name, objectives, _sampler(population, seed))
+        self._check_settings(storage, study_name)
+        trials = self.study.get_trials(deepcopy=False)
+        if trials:
+            self.study.sampler = _sampler(population, _resume_seed(seed, len(trials)))
+        self._history = [(space.decode(t.params), tuple(t.values)) for t in trials if t.state == TrialState.COMPLETE]
+        self._abandoned = [t for t in trials if t.state == TrialState.RUNNING]
+        self._pending: dict[str, list[optuna.Trial]] = {}
+        self._told: list[tuple[Arch, tuple[float, ...]]] = list(self._history)
+
+    def ask(self) -> list[Arch]:
+        """One architecture: an abandoned RUNNING trial of a reopened study first, else a new trial."""
+        while self._abandoned:
+            frozen = self._abandoned.pop(0)
+            trial = optuna.trial.Trial(self.study, frozen._trial_id)
+            if set(frozen.params) == set(self._distributions):
+                return [self._hold(trial, frozen.params)]
+            self.study.tell(trial, state=TrialState.FAIL)  # killed inside ask: no full architecture
+        trial = self.study.ask(self._distributions)
+        return [self._hold(trial, trial.params)]
+
+    def tell(self, arch: Arch, value: Value) -> None:
+        """Complete every pending trial of ``arch``'s key with ``value`` (see module docstring for -inf)."""
+        key = self.space.key(arch)
+        values = self._values(key, value)
+        trials = self._pending.pop(key, [])
+        if not trials:
+            raise RobustnasError(f"{key} is not waiting for a value; tell only architectures that ask returned, once")
+        undefined = _undefined(values)
+        for trial in trials:
+            if undefined:
+                trial.set_constraint(UNDEFINED, float(undefined))
+            self.study.tell(trial, list(values))
+        self._told.append((arch, values))
+
+    def history(self) -> list[tuple[Arch, tuple[float, ...]]]:
+        """The COMPLETE trials of the reopened study, by trial number (empty for a new study)."""
+        return list(self._history)
+
+    @property
+    def best(self) -> list[tuple[Arch, tuple[float, ...]]]:
+        """The Pareto front (maximisation) of the history and every evaluation told, in tell order.
+
+        One entry per architecture (its first tell); evaluations with a -inf value take part only
+        when every evaluation has one (constrained domination, as in the sampler).
+        """
+        first: dict[str, tuple[Arch, tuple[float, ...]]] = {}
+        for arch, values in self._told:
+            first.setdefault(self.space.key(arch), (arch, values))
+        evaluations = list(first.values())
+        fewest = min((_undefined(values) for _, values in evaluations), default=0)
+        candidates = [(arch, values) for arch, values in evaluations if _undefined(values) == fewest]
+        return [candidates[i] for i in pareto_front([values for _, values in candidates])]
+
+    # ---- internals -------------------------------------------------------------------------
+    def _hold(self, trial: optuna.Trial, params: dict[str, Any]) -> Arch:
+        arch = self.space.decode(params)
+        self._pending.setdefault(self.space.key(arch), []).append(trial)
+        return arch
+
+    def _values(self, key: str, value: Value) -> tuple[float, ...]:
+        values = tuple(float(v) for v in value) if isinstance(value, Sequence) else (float(value),)
+        if len(values) != self.n_objectives:
+            raise RobustnasError(
+                f"{key} was told {len(values)} values, the study has {self.n_objectives} objectives; tell one per objective"
+            )
+        if any(math.isnan(v) for v in values):
+            raise RobustnasError(f"{key} was told NaN; the objective must give -inf for an undefined value")
+        return values
+
+    def _check_settings(self, storage: str | None, study_name: str) -> None:
+        """A reopened study must have this search's objectives (all maximised), space and population."""
+        where = f"Optuna study {study_name!r} in {storage}"
+        directions = self.study.directions
+        if len(directions) != self.n_objectives or any(d != optuna.study.StudyDirection.MAXIMIZE for d in directions):
+            found = ", ".join(d.name.lower() for d in directions)
+            raise RobustnasError(
+                f"{where} has objectives ({found}), this search {self.n_objectives} maximised; "
+                "give another study name or storage"
+            )
+        mine = {"space": self.space.name, "population": self.population}
+        stored = self.study.user_attrs.get(SETTINGS_ATTR)
+        if stored is None:
+            self.study.set_user_attr(SETTINGS_ATTR, mine)
+        elif stored != mine:
+            raise RobustnasError(f"{where} was made with {stored}, this search has {mine}; give another study name or storage")
+
+
+def _undefined(values: tuple[float, ...]) -> int:
+    return sum(v == -math.inf for v in values)
+
+
+def _sampler(population: int, seed: int) -> optuna.samplers.NSGAIISampler:
+    return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+
+
+def _resume_seed(seed: int, trials: int) -> int:
+    """A sampler seed for a study reopened with ``trials`` trials: new draws, same on every reopen."""
+    return int(np.random.SeedSequence([seed, trials]).generate_state(1)[0])
+
+
+def _open_study(storage: str | None, name: str, objectives: int, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    try:
+        return optuna.create_study(
+            storage=storage,
+            study_name=name,
+            directions=["maximize"] * objectives,
+            sampler=sampler,
+            load_if_exists=True,
+        )
+    except (ImportError, sqlalchemy.exc.SQLAlchemyError) as error:
+        reason = str(error).splitlines()[0]
+        raise RobustnasError(
+            f"cannot open Optuna storage {storage!r} ({reason}); give sqlite:///PATH.db in an existing folder "
+            "or a reachable database URL with its driver installed"
+        ) from None

@@ -1,0 +1,233 @@
+"""NSGA-II strategy (Optuna) and the pure Pareto-front function."""
+from __future__ import annotations
+
+import math
+import shutil
+from itertools import product
+from pathlib import Path
+
+import pytest
+
+from robustnas.errors import RobustnasError
+from robustnas.search.nsga2 import NSGA2, UNDEFINED, pareto_front
+from robustnas.search.space import SearchSpace
+from robustnas.search.strategies import make_strategy
+from robustnas.spaces.darts import DartsGenotype
+
+NB201 = SearchSpace("nb201")
+CONV3, CONV1 = 2, 3  # NB201 op indices of nor_conv_3x3 and nor_conv_1x1
+INF = math.inf
+
+
+def conv_tradeoff(arch) -> tuple[float, float]:
+    """(#conv3x3, -#conv): more 3x3 convolutions vs fewer convolutions; front {(k, -k)}."""
+    return float(arch.ops.count(CONV3)), -float(sum(op in (CONV3, CONV1) for op in arch.ops))
+
+
+def run(strategy: NSGA2, function, evaluations: int) -> list[str]:
+    """The runner's loop without the store: ask, tell ``function(arch)``; returns the asked keys."""
+    asked = []
+    for _ in range(evaluations):
+        (arch,) = strategy.ask()
+        asked.append(NB201.key(arch))
+        strategy.tell(arch, function(arch))
+    return asked
+
+
+def brute_front(values: list[tuple[float, ...]]) -> list[int]:
+    """Pairwise definition of non-domination (maximisation), independent of pareto_front."""
+    def dominates(p, q):
+        return all(a >= b for a, b in zip(p, q)) and any(a > b for a, b in zip(p, q))
+
+    return [i for i, q in enumerate(values) if not any(dominates(p, q) for p in values)]
+
+
+# ---- pareto_front ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "points, front",
+    [
+        ([], []),
+        ([(1.0, 2.0)], [0]),
+        ([(1, 5), (2, 4), (3, 3), (2, 2), (1, 1)], [0, 1, 2]),
+        # equal copies are all kept; a point equal in one component and worse in the other is not
+        ([(2, 2), (1, 3), (2, 2), (2, 1), (1, 3)], [0, 1, 2, 4]),
+        ([(0, 0), (0, 0)], [0, 1]),
+        # 3 objectives: (1,1,1) is dominated by (2,2,2) only; (3,0,0) and (0,3,0) are extremes
+        ([(1, 1, 1), (2, 2, 2), (3, 0, 0), (0, 3, 0), (2, 2, 1), (0, 0, 3)], [1, 2, 3, 5]),
+        ([(1, 2, 3), (3, 2, 1), (2, 2, 2), (1, 2, 2), (3, 2, 1)], [0, 1, 2, 4]),
+        # one objective: the maxima
+        ([(3,), (5,), (5,), (4,)], [1, 2]),
+        # -inf is the lowest value; a point best in another component stays on the front
+        ([(-INF, 9), (1, 1), (0, 0), (-INF, -INF)], [0, 1]),
+    ],
+)
+def test_pareto_front_exact(points, front):
+    assert pareto_front(points) == front
+
+
+def test_pareto_front_matches_pairwise_definition_on_a_grid():
+    points = [(a, b, (a * b) % 3) for a, b in product(range(4), range(4))]
+    # (3, 3, 0) beats every other point with a*b = 0 mod 3; a*b = 2 mod 3 only at (1, 2), (2, 1);
+    # (2, 2, 1) is the only one left with third value 1 that (3, 3, 0) does not dominate
+    assert pareto_front(points) == brute_front(points) == [6, 9, 10, 15]
+
+
+def test_pareto_front_rejects_nan_and_ragged():
+    with pytest.raises(RobustnasError, match="-inf"):
+        pareto_front([(1.0, math.nan)])
+    with pytest.raises(RobustnasError, match="one length"):
+        pareto_front([(1.0, 2.0), (1.0,)])
+
+
+# ---- NSGA-II on NB201 ----------------------------------------------------------------------
+def test_nb201_front_is_non_dominated_and_exact():
+    strategy = NSGA2(NB201, 0, objectives=2, population=10)
+    asked = run(strategy, conv_tradeoff, 60)
+    best = strategy.best
+    values = [v for _, v in best]
+    assert all(v == conv_tradeoff(a) for a, v in best)
+    assert brute_front(values) == list(range(len(best)))  # mutually non-dominated
+    # the front of the distinct evaluations, in first-tell order, by the pairwise definition
+    distinct = {}
+    for key in asked:
+        distinct.setdefault(key, conv_tradeoff(NB201.parse(key)))
+    expected = [list(distinct)[i] for i in brute_front(list(distinct.values()))]
+    assert [NB201.key(a) for a, _ in best] == expected
+    assert all(a == -b for a, b in values)  # this function's true front: every conv is a 3x3
+
+
+def test_same_seed_same_asks_other_seed_other_asks():
+    first = run(NSGA2(NB201, 7, objectives=2, population=10), conv_tradeoff, 40)
+    again = run(NSGA2(NB201, 7, objectives=2, population=10), conv_tradeoff, 40)
+    other = run(NSGA2(NB201, 8, objectives=2, population=10), conv_tradeoff, 40)
+    assert first == again
+    assert first != other
+
+
+def test_minus_inf_is_a_violated_constraint_and_never_best():
+    def infeasible_without_conv(arch):
+        values = conv_tradeoff(arch)
+        return (-INF, values[1]) if values[0] == 0 else values
+
+    strategy = NSGA2(NB201, 1, objectives=2, population=6)
+    run(strategy, infeasible_without_conv, 30)
+    trials = strategy.study.get_trials(deepcopy=False)
+    undefined = [t for t in trials if t.values[0] == -INF]
+    assert undefined and all(t.constraints == {UNDEFINED: 1.0} for t in undefined)
+    assert all(t.constraints == {} for t in trials if t.values[0] > -INF)
+    assert strategy.best and all(v[0] > -INF for _, v in strategy.best)
+
+    # nothing defined: the front of what was told, among the fewest -inf values
+    only_undefined = NSGA2(NB201, 1, objectives=2, population=6)
+    run(only_undefined, lambda arch: (-INF, -INF) if arch.ops[0] == 0 else (-INF, 1.0), 8)
+    assert only_undefined.best and all(v == (-INF, 1.0) for _, v in only_undefined.best)
+
+
+def test_single_objective_float_values():
+    strategy = NSGA2(NB201, 2, objectives=1, population=4)
+    asked = run(strategy, lambda arch: float(arch.ops.count(CONV3)), 12)
+    counts = {key: NB201.parse(key).ops.count(CONV3) for key in asked}
+    top = max(counts.values())
+    assert [NB201.key(a) for a, _ in strategy.best] == [key for key, count in counts.items() if count == top]
+    assert all(v == (float(top),) for _, v in strategy.best)
+
+
+def test_registry_builds_nsga2():
+    strategy = make_strategy("nsga2", NB201, 0, objectives=2, population=4)
+    assert isinstance(strategy, NSGA2) and NSGA2.objectives == "any" and strategy.n_objectives == 2
+
+
+# ---- errors ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "options, message",
+    [({"objectives": 0}, "objectives >= 1"), ({"objectives": 2, "population": 1}, "population >= 2")],
+)
+def test_bad_settings(options, message):
+    with pytest.raises(RobustnasError, match=message):
+        NSGA2(NB201, 0, **options)
+
+
+def test_bad_tells():
+    strategy = NSGA2(NB201, 0, objectives=2, population=4)
+    (arch,) = strategy.ask()
+    with pytest.raises(RobustnasError, match="told 1 values"):
+        strategy.tell(arch, 1.0)
+    with pytest.raises(RobustnasError, match="NaN"):
+        strategy.tell(arch, (1.0, math.nan))
+    strategy.tell(arch, (1.0, 2.0))
+    with pytest.raises(RobustnasError, match="not waiting"):
+        strategy.tell(arch, (1.0, 2.0))
+
+
+def test_unusable_storage(tmp_path: Path):
+    with pytest.raises(RobustnasError, match="cannot open Optuna storage"):
+        NSGA2(NB201, 0, objectives=2, storage=f"sqlite:///{tmp_path}/missing/optuna.db")
+
+
+# ---- persistence -------------------------------------------------------------------------------
+def test_sqlite_study_resumes(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    strategy = NSGA2(NB201, 3, objectives=2, population=4, storage=url)
+    asked = run(strategy, conv_tradeoff, 10)
+    del strategy
+
+    reopened = NSGA2(NB201, 3, objectives=2, population=4, storage=url)
+    assert [(NB201.key(a), v) for a, v in reopened.history()] == [(k, conv_tradeoff(NB201.parse(k))) for k in asked]
+    (left,) = reopened.ask()  # killed before its value was told: stays RUNNING
+    del reopened
+
+    resumed = NSGA2(NB201, 3, objectives=2, population=4, storage=url)
+    assert len(resumed.history()) == 10
+    (again,) = resumed.ask()
+    assert again == left
+    resumed.tell(again, conv_tradeoff(again))
+    assert [t.state.name for t in resumed.study.get_trials(deepcopy=False)] == ["COMPLETE"] * 11
+    del resumed
+
+    # the continuation is a function of the stored study: two copies ask the same
+    shutil.copy(tmp_path / "optuna.db", tmp_path / "copy.db")
+    continuations = [
+        run(NSGA2(NB201, 3, objectives=2, population=4, storage=f"sqlite:///{tmp_path / name}"), conv_tradeoff, 2)
+        for name in ("optuna.db", "copy.db")
+    ]
+    assert continuations[0] == continuations[1]
+
+
+def test_half_drawn_running_trial_is_failed_not_asked(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = NSGA2(NB201, 0, objectives=2, population=4, storage=url).study
+    study.ask().suggest_categorical("edge0", NB201.choices()["edge0"])  # killed after one of six params
+    reopened = NSGA2(NB201, 0, objectives=2, population=4, storage=url)
+    (arch,) = reopened.ask()
+    failed, running = reopened.study.get_trials(deepcopy=False)
+    assert (failed.state.name, running.state.name) == ("FAIL", "RUNNING")
+    assert NB201.decode(running.params) == arch
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"space": SearchSpace("nb201"), "objectives": 3, "population": 4}, r"objectives \(maximize, maximize\)"),
+        ({"space": SearchSpace("nb201"), "objectives": 2, "population": 8}, "'population': 4"),
+        ({"space": SearchSpace("darts"), "objectives": 2, "population": 4}, "'space': 'nb201'"),
+    ],
+)
+def test_reopen_with_other_settings_fails(tmp_path: Path, options, message):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    NSGA2(NB201, 0, objectives=2, population=4, storage=url)
+    with pytest.raises(RobustnasError, match=message):
+        NSGA2(options.pop("space"), 0, storage=url, **options)
+
+
+# ---- DARTS -------------------------------------------------------------------------------------
+def test_darts_asks_valid_genotypes():
+    darts = SearchSpace("darts")
+    strategy = NSGA2(darts, 0, objectives=2, population=4)
+    for _ in range(5):
+        (genotype,) = strategy.ask()
+        assert isinstance(genotype, DartsGenotype)
+        assert darts.parse(darts.key(genotype)) == genotype
+        assert strategy.study.get_trials(deepcopy=False)[-1].params == darts.encode(genotype)
+        ops = [op for op, _ in genotype.normal + genotype.reduce]
+        strategy.tell(genotype, (float(ops.count("sep_conv_3x3")), -float(ops.count("skip_connect"))))
+    assert len(strategy.study.get_trials(deepcopy=False)) == 5 and strategy.best

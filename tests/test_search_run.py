@@ -1,0 +1,218 @@
+"""The search runner, ``robustnas search`` and the demo: budgets, resume, results, benchmark percentiles."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from robustnas.bench import Benchmark
+from robustnas.cli import main
+from robustnas.errors import RobustnasError
+from robustnas.search.objectives import BenchmarkObjective
+from robustnas.search.run import (
+    SearchOutcome,
+    Evaluation,
+    SearchSettings,
+    benchmark_record,
+    best_evaluations,
+    percentile,
+    run,
+    search,
+)
+from robustnas.search.space import SearchSpace
+from robustnas.search.strategies import make_strategy
+from robustnas.spaces.nb201 import NB201Arch
+from robustnas.store import Store
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return Benchmark()
+
+
+class Flaky:
+    """An objective that dies after ``calls`` evaluations (a killed search), counting its calls."""
+
+    def __init__(self, inner, calls: int | None = None) -> None:
+        self.inner, self.calls, self.count = inner, calls, 0
+        self.names = inner.names
+
+    def config(self):
+        return self.inner.config()
+
+    def feasible(self, arch) -> bool:
+        return True
+
+    def __call__(self, arch):
+        if self.calls is not None and self.count >= self.calls:
+            raise KeyboardInterrupt
+        self.count += 1
+        return self.inner(arch)
+
+
+# ---- pure functions ----------------------------------------------------------------------------
+def test_percentile_is_mid_rank():
+    population = np.array([1.0, 2.0, 2.0, 3.0])
+    assert percentile(population, 2.0) == 50.0  # 1 below + 2 equal / 2 = 2 of 4
+    assert percentile(population, 3.0) == 87.5
+    assert percentile(population, 0.5) == 0.0
+    assert percentile(population, 9.0) == 100.0
+
+
+def test_benchmark_record_matches_the_tables(bench):
+    arch = NB201Arch.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    record = benchmark_record(arch, "cifar10", bench)
+    table = bench.table("cifar10")
+    assert record["nb201_index"] == arch.isomorph_index
+    assert record["clean"] == bench.query(arch, "cifar10", "clean")
+    assert record["pgd@1"] == bench.query(arch, "cifar10", "pgd", eps=1.0)
+    assert record["fgsm@8"] == bench.query(arch, "cifar10", "fgsm", eps=8.0)
+    below = (table["pgd@1.0"] < record["pgd@1"]).sum()
+    equal = (table["pgd@1.0"] == record["pgd@1"]).sum()
+    assert record["pgd@1_percentile"] == pytest.approx(100 * (below + equal / 2) / 6466, abs=1e-12)
+    corruption = [c for c in table.columns if c.split("@")[0] in ("fog", "gaussian_noise", "jpeg_compression")]
+    assert len(corruption) == 15 and "corruptions" in record
+    assert "corruptions" not in benchmark_record(arch, "ImageNet16-120", bench)
+
+
+def test_best_of_several_objectives_is_the_pareto_front():
+    values = [(1.0, 5.0), (2.0, 4.0), (1.5, 3.0), (2.0, 4.0), (-math.inf, 9.0)]
+    outcome = SearchOutcome([Evaluation(i + 1, f"a{i}", v, False) for i, v in enumerate(values)])
+    assert [e.arch for e in best_evaluations(outcome)] == ["a0", "a1", "a3"]
+    single = SearchOutcome([Evaluation(i + 1, f"a{i}", (v,), False) for i, v in enumerate([1.0, 3.0, 3.0, 2.0])])
+    assert [e.arch for e in best_evaluations(single)] == ["a1"]  # first of ties
+
+
+# ---- the loop ----------------------------------------------------------------------------------
+def test_random_search_on_the_oracle_finds_the_best_it_saw(tmp_path, bench):
+    space = SearchSpace("nb201")
+    objective = BenchmarkObjective("pgd@1", "cifar10", bench)
+    with Store(tmp_path / "s.sqlite") as store:
+        outcome = search(make_strategy("random", space, 3), objective, 40, store)
+    keys = [e.arch for e in outcome.evaluations]
+    assert len(keys) == len(set(keys)) == 40 and [e.number for e in outcome.evaluations] == list(range(1, 41))
+    truth = {k: bench.query(k, "cifar10", "pgd", eps=1.0) for k in keys}
+    assert all(e.values == (truth[e.arch],) for e in outcome.evaluations)
+    assert best_evaluations(outcome)[0].values[0] == max(truth.values())
+
+
+def test_exhaustive_ranking_stops_when_the_space_is_done(tmp_path, bench):
+    objective = BenchmarkObjective("clean", "cifar10", bench)
+    with Store(tmp_path / "s.sqlite") as store:
+        outcome = search(make_strategy("exhaustive", SearchSpace("nb201"), 0), objective, 7000, store)
+    best = best_evaluations(outcome)[0]
+    assert len(outcome.evaluations) == 6466 and not outcome.stalled
+    assert NB201Arch.parse(best.arch).index == 13714 and best.values == (0.946,)
+
+
+def test_killed_search_resumes_to_the_same_result(tmp_path, bench):
+    space = SearchSpace("nb201")
+    oracle = BenchmarkObjective("fgsm@8", "cifar10", bench)
+    with Store(tmp_path / "whole.sqlite") as store:
+        whole = search(make_strategy("warmup-move", space, 5, init_pool=10), oracle, 30, store)
+    killed = Flaky(oracle, calls=17)
+    with Store(tmp_path / "run.sqlite") as store, pytest.raises(KeyboardInterrupt):
+        search(make_strategy("warmup-move", space, 5, init_pool=10), killed, 30, store)
+    again = Flaky(oracle)
+    with Store(tmp_path / "run.sqlite") as store:
+        resumed = search(make_strategy("warmup-move", space, 5, init_pool=10), again, 30, store)
+    assert again.count == 30 - 17  # the 17 stored evaluations were read, not computed
+    assert [(e.arch, e.values) for e in resumed.evaluations] == [(e.arch, e.values) for e in whole.evaluations]
+    assert [e.stored for e in resumed.evaluations] == [True] * 17 + [False] * 13
+
+
+def test_latency_constraint_is_never_violated(tmp_path, bench):
+    settings = SearchSettings(
+        "nb201", "cifar10", "random", "bench:clean", 25, 0, max_latency_ms=4.0, latency_device="edgegpu"
+    )
+    result = run(settings, tmp_path / "run", progress=False)
+    latency = bench.hw_nas_bench("cifar10")["edgegpu_latency"]
+    chosen = NB201Arch.parse(result["best_arch"])
+    assert result["infeasible_asked"] > 0 and latency[chosen.index] <= 4.0
+    frame = (tmp_path / "run" / "trajectory.csv").read_text().splitlines()
+    assert len(frame) == 26
+    for line in frame[1:]:
+        assert latency[NB201Arch.parse(line.split(",")[1]).index] <= 4.0
+
+
+# ---- the command -------------------------------------------------------------------------------
+def cli(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_search_command_writes_result_and_trajectory(capsys, tmp_path, bench):
+    out = tmp_path / "run"
+    code, printed, _ = cli(
+        capsys, "search", "--strategy", "evolution", "--objective", "bench:pgd@1", "--budget", "60", "--seed", "2",
+        "--out", str(out),
+    )
+    result = json.loads((out / "result.json").read_text())
+    assert code == 0 and result["evaluations"] == 60 and result["computed"] == 60
+    assert {"best_arch", "evaluations", "wall_s", "benchmark"} <= set(result)
+    assert result["benchmark"]["pgd@1"] == bench.query(result["best_arch"], "cifar10", "pgd", eps=1.0)
+    assert result["best_arch"] in printed and "th percentile" in printed
+    assert (out / "trajectory.png").stat().st_size > 10_000
+    # the same command again: everything read from the store
+    code, _, _ = cli(capsys, "search", "--strategy", "evolution", "--objective", "bench:pgd@1", "--budget", "60",
+                     "--seed", "2", "--out", str(out))
+    assert code == 0 and json.loads((out / "result.json").read_text())["computed"] == 0
+
+
+def test_two_objectives_need_nsga2_and_give_a_front(capsys, tmp_path, bench):
+    code, _, err = cli(capsys, "search", "--objective", "bench:clean,latency:edgegpu", "--out", str(tmp_path / "a"))
+    assert code == 2 and err.count("\n") == 1 and "--strategy nsga2" in err
+    out = tmp_path / "b"
+    code, printed, _ = cli(capsys, "search", "--strategy", "nsga2", "--objective", "bench:clean,latency:edgegpu",
+                           "--budget", "30", "--out", str(out))
+    result = json.loads((out / "result.json").read_text())
+    front = result["pareto_front"]
+    assert code == 0 and (out / "optuna.sqlite").exists() and "Pareto front" in printed
+    assert result["best_value"]["bench:clean"] == max(member["bench:clean"] for member in front)
+    latency = bench.hw_nas_bench("cifar10")["edgegpu_latency"]
+    for member in front:
+        index = NB201Arch.parse(member["arch"]).index
+        assert member["latency:edgegpu"] == -latency[index]
+        assert member["bench:clean"] == bench.query(index, "cifar10", "clean")
+
+
+def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
+    out = str(tmp_path / "run")
+    assert cli(capsys, "search", "--strategy", "random", "--objective", "bench:clean", "--budget", "3", "--out", out)[0] == 0
+    code, _, err = cli(capsys, "search", "--strategy", "random", "--objective", "bench:fgsm@8", "--budget", "3",
+                       "--out", out)
+    assert code == 2 and err.count("\n") == 1 and "objective 'bench:clean' -> 'bench:fgsm@8'" in err
+
+
+def test_darts_search_writes_a_genotype_that_train_reads(capsys, tmp_path):
+    from robustnas import spaces
+
+    out = tmp_path / "run"
+    code, printed, _ = cli(capsys, "search", "--space", "darts", "--strategy", "random", "--objective", "params",
+                           "--budget", "2", "--batch-size", "2", "--out", str(out))
+    result = json.loads((out / "result.json").read_text())
+    genotype = spaces.parse("darts", str(out / "best_genotype.json"))
+    assert code == 0 and str(genotype) == result["best_arch"] and "robustnas train" in printed
+    assert "benchmark" not in result
+
+
+def test_demo_is_a_croze_search(capsys, tmp_path, bench):
+    from robustnas.demo import run_demo
+
+    result = run_demo(budget=3, seed=0, out=tmp_path / "demo")
+    printed = capsys.readouterr().out
+    assert result["settings"]["objective"] == "croze" and result["settings"]["strategy"] == "warmup-move"
+    assert result["evaluations"] == 3 and result["best_arch"] in printed
+    assert result["benchmark"]["clean"] == bench.query(result["best_arch"], "cifar10", "clean")
+
+
+def test_bad_budget_is_one_line(capsys, tmp_path):
+    code, _, err = cli(capsys, "search", "--objective", "bench:clean", "--budget", "0", "--out", str(tmp_path / "r"))
+    assert code == 2 and err.count("\n") == 1 and "--budget" in err
+    with pytest.raises(RobustnasError, match="budget"):
+        search(make_strategy("random", SearchSpace("nb201"), 0), None, 0, None)
