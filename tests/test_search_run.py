@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,6 +182,33 @@ def test_two_objectives_need_nsga2_and_give_a_front(capsys, tmp_path, bench):
         assert member["bench:clean"] == bench.query(index, "cifar10", "clean")
 
 
+def test_proxies_come_from_stored_scoring_runs(capsys, tmp_path):
+    """--scores with the same --data/--batch-size/--proxy-seed: no network is built, values are the run's."""
+    import robustnas
+    from robustnas.scoring import scores
+
+    EMBEDDED_SAMPLE = Path(robustnas.__file__).parent / "_embedded" / "cifar10-sample.npz"
+
+    common = ["--strategy", "random", "--objective", "synflow", "--budget", "3", "--seed", "4", "--batch-size", "8",
+              "--proxy-seed", "1", "--data", str(EMBEDDED_SAMPLE)]
+    code, _, _ = cli(capsys, "search", *common, "--out", str(tmp_path / "live"))
+    live = json.loads((tmp_path / "live" / "result.json").read_text())
+    assert code == 0 and live["networks_built"] == 3
+    archs = (tmp_path / "live" / "trajectory.csv").read_text().splitlines()[1:]
+    arch_file = tmp_path / "archs.txt"
+    arch_file.write_text("".join(line.split(",")[1] + "\n" for line in archs))
+    code, _, _ = cli(capsys, "score", "--proxies", "synflow", "--archs", str(arch_file), "--batch-size", "8",
+                     "--seed", "1", "--data", str(EMBEDDED_SAMPLE), "--out", str(tmp_path / "scores"))
+    assert code == 0
+    code, _, _ = cli(capsys, "search", *common, "--scores", str(tmp_path / "scores"), "--out", str(tmp_path / "read"))
+    read = json.loads((tmp_path / "read" / "result.json").read_text())
+    stored = scores(tmp_path / "scores")["synflow"]
+    assert code == 0 and read["networks_built"] == 0 and read["best_arch"] == live["best_arch"]
+    assert read["best_value"]["synflow"] == live["best_value"]["synflow"] == stored.max()
+    code, _, err = cli(capsys, "search", *common[:-4], "--scores", str(tmp_path / "scores"), "--out", str(tmp_path / "x"))
+    assert code == 2 and err.count("\n") == 1 and "seed" in err
+
+
 def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
     out = str(tmp_path / "run")
     assert cli(capsys, "search", "--strategy", "random", "--objective", "bench:clean", "--budget", "3", "--out", out)[0] == 0
@@ -189,16 +217,20 @@ def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "objective 'bench:clean' -> 'bench:fgsm@8'" in err
 
 
-def test_darts_search_writes_a_genotype_that_train_reads(capsys, tmp_path):
+@pytest.mark.parametrize("space", ["darts", "arnas"])
+def test_cell_space_search_writes_a_genotype_that_train_reads(capsys, tmp_path, space):
     from robustnas import spaces
+    from robustnas.spaces.counting import count
 
     out = tmp_path / "run"
-    code, printed, _ = cli(capsys, "search", "--space", "darts", "--strategy", "random", "--objective", "params",
+    code, printed, _ = cli(capsys, "search", "--space", space, "--strategy", "random", "--objective", "params",
                            "--budget", "2", "--batch-size", "2", "--out", str(out))
     result = json.loads((out / "result.json").read_text())
-    genotype = spaces.parse("darts", str(out / "best_genotype.json"))
+    genotype = spaces.parse(space, str(out / "best_genotype.json"))
     assert code == 0 and str(genotype) == result["best_arch"] and "robustnas train" in printed
     assert "benchmark" not in result
+    params_m = count(spaces.build(space, genotype, "cifar10"), (1, 3, 32, 32)).params_m
+    assert result["best_value"]["params"] == pytest.approx(params_m, rel=1e-12)
 
 
 def test_demo_is_a_croze_search(capsys, tmp_path, bench):

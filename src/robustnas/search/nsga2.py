@@ -189,5 +189,6 @@ def _open_study(storage: str | None, name: str, objectives: int, sampler: optuna
         reason = str(error).splitlines()[0]
         raise RobustnasError(
             f"cannot open Optuna storage {storage!r} ({reason}); give sqlite:///PATH.db in an existing folder "
-            "or a reachable database URL with its driver installed"
+            "or a reachable database URL with its driver installed (PostgreSQL: pip install psycopg2-binary "
+            "and postgresql+psycopg2://USER@HOST/DB)"
         ) from None

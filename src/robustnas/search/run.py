@@ -333,7 +333,10 @@ def run(
                 strategy, objective, settings.budget, store, seed=settings.proxy_seed,
                 on_evaluation=lambda _: advance(),
             )
-    return write_result(out, settings, outcome, objective.names, space, bench)
+    result = write_result(out, settings, outcome, objective.names, space, bench)
+    result.update(networks_built=source.computed, proxy_s=round(source.seconds, 3))
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def describe_result(result: dict[str, Any]) -> str:
