@@ -229,7 +229,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         seed=args.seed, device=args.device,
     )
     print(summary_table(result), end="")
-    print(f"{computed} values computed now (the rest were stored) -> {out / JSON_FILE}, {out / MARKDOWN_FILE}, "
+    print(f"{computed} values computed now (the others read from the store) -> {out / JSON_FILE}, {out / MARKDOWN_FILE}, "
           f"{out / STORE_FILE}")
 
 
