@@ -82,11 +82,16 @@ METHODS = (
     *(Method(f"warmup-move / {o}", "warmup-move", o, WARMUP) for o in ("params", "synflow", "croze", "predictor")),
     *(Method(f"evolution / {o}", "evolution", o, EVOLUTION) for o in ("params", "croze", "predictor")),
     Method("nsga2 / predictor+edgegpu", "nsga2", "predictor+edgegpu", {"population": 20}),
+    Method("random / study-graph", "random", "study-graph"),
+    Method("warmup-move / study-graph", "warmup-move", "study-graph", WARMUP),
 )
 OBJECTIVE_PROXIES = {"params": ("params",), "synflow": ("synflow",), "croze": ("croze",),
-                     "predictor": PROXIES, "predictor+edgegpu": PROXIES}  # latency is a table lookup: free
+                     "predictor": PROXIES, "predictor+edgegpu": PROXIES,  # latency is a table lookup: free
+                     "study-graph": ()}  # graph features only: no network is built
 GUIDED = ("random / croze", "warmup-move / croze", "evolution / croze",
-          "random / predictor", "warmup-move / predictor", "evolution / predictor")
+          "random / predictor", "warmup-move / predictor", "evolution / predictor",
+          "random / study-graph", "warmup-move / study-graph")
+STUDY_TARGET = "clean+fgsm@1.0"  # sum of two outputs of the saved study predictor
 
 
 # ---- inputs --------------------------------------------------------------------------------------
@@ -161,13 +166,22 @@ def proxy_seconds(speed_file: Path) -> dict[str, Any]:
 
 
 # ---- searching -----------------------------------------------------------------------------------
-def objectives(table: pd.DataFrame, predictor_path: Path, bench: Benchmark) -> dict[str, Objective]:
-    """Every objective the methods use, all reading the one proxy table."""
+def objectives(
+    table: pd.DataFrame, predictor_path: Path, study_predictor: Path, bench: Benchmark
+) -> dict[str, Objective]:
+    """Every objective the methods use, all reading the one proxy table; ``study-graph`` is the
+    saved graph-feature predictor of ``robustnas study --dataset cifar100`` (CIFAR-100 labels)."""
+    if not study_predictor.is_file():
+        raise RobustnasError(
+            f"{study_predictor}: no study predictor; run robustnas study --dataset cifar100 --features ours "
+            "--runs runs/study-c100 --out docs/results/study/cifar100-ours or give --study-predictor"
+        )
     source = TableProxies(table)
     predictor = PredictorObjective(predictor_path, source, space="nb201")
     result: dict[str, Objective] = {name: ProxyObjective(name, source) for name in ("params", "synflow", "croze")}
     result["predictor"] = predictor
     result["predictor+edgegpu"] = Combined([predictor, LatencyObjective(LATENCY_DEVICE, "cifar10", bench)])
+    result["study-graph"] = PredictorObjective(study_predictor, None, STUDY_TARGET, space="nb201")
     return result
 
 
@@ -360,7 +374,8 @@ def proxy_correlations(values: dict[str, np.ndarray], pct: dict[str, np.ndarray]
 
 
 # ---- figures -------------------------------------------------------------------------------------
-COLORS = {None: "black", "params": "0.45", "synflow": "C1", "croze": "C0", "predictor": "C2", "predictor+edgegpu": "C4"}
+COLORS = {None: "black", "params": "0.45", "synflow": "C1", "croze": "C0", "predictor": "C2", "predictor+edgegpu": "C4",
+          "study-graph": "C5"}
 STYLES = {None: (0, (1, 1)), "random": ":", "warmup-move": "-", "evolution": "--", "nsga2": "-."}
 
 
@@ -562,6 +577,12 @@ def markdown(command: str, meta: dict[str, Any], summary: pd.DataFrame, compare:
         f"accuracy is used (OOB R² {meta['predictor']['oob_score']:.3f}; for context, Spearman of its target with "
         f"the same transform of CIFAR-10 labels: {meta['predictor']['c10_target_spearman']:.3f}). Saved to "
         f"`{meta['predictor']['path']}` (not committed).", "",
+        f"`study-graph`: the predictor `robustnas study --dataset cifar100 --features ours` saved "
+        f"(`{meta['study_predictor']}`: random forest on the 54 graph features, fitted on 1,000 CIFAR-100 "
+        f"architectures), objective = its predicted `{STUDY_TARGET.replace('+', '` + `')}` "
+        f"(`--objective predictor:FILE:{STUDY_TARGET}`); no network is built, so its cost is the search "
+        "overhead alone. A single attack target alone is a poor objective: the NB201 cells with the highest "
+        "predicted or true PGD@1 accuracy have low clean accuracy.", "",
         f"## At {headline} evaluations (mean ± sd over seeds)", "",
         markdown_table(headline_table(summary, headline)), "",
         "`random architecture`: the first random draw of each seed, no proxy (cost 0). `lookup wall s`: the "
@@ -607,6 +628,10 @@ def main() -> None:
     parser.add_argument("--croze-run", type=Path, default=Path("runs/c10-croze-all"))
     parser.add_argument("--missing-run", type=Path, default=Path("runs/c10-missing"))
     parser.add_argument("--predictor", type=Path, default=Path("runs/search-predictor.npz"))
+    parser.add_argument(
+        "--study-predictor", type=Path, default=RESULTS / "study" / "cifar100-ours" / "predictor-graph.npz",
+        help="saved by robustnas study --dataset cifar100 --features ours --runs runs/study-c100",
+    )
     parser.add_argument("--reference-trials", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -625,7 +650,7 @@ def run(args: argparse.Namespace) -> None:
     features, target = predictor_data(table, bench)
     predictor = fit_predictor(features, target, args.predictor)
     speed = proxy_seconds(RESULTS / "proxy-speed.json")
-    objective_of = objectives(table, args.predictor, bench)
+    objective_of = objectives(table, args.predictor, args.study_predictor, bench)
     lookup = Lookup(bench)
     rows, runs = run_all(METHODS, objective_of, args.seeds, args.budget, speed["seconds"], lookup, print)
     prefix_checks = prefix_checked(objective_of, args.budget)
@@ -641,6 +666,7 @@ def run(args: argparse.Namespace) -> None:
         "command": command, "seeds": args.seeds, "budget": args.budget, "headline": headline,
         "checkpoints": sorted({k for k in CHECKPOINTS if k <= args.budget} | {args.budget}),
         "croze_run": str(args.croze_run), "missing_run": str(args.missing_run),
+        "study_predictor": str(args.study_predictor.resolve().relative_to(ROOT)),
         "proxy_seconds": speed, "prefix_checks": prefix_checks,
         "predictor": {"path": str(args.predictor), "target": TARGET, "features": predictor.features,
                       "oob_score": predictor.oob_score_, "c10_target_spearman": c10_target_spearman(target, bench)},

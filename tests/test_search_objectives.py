@@ -156,12 +156,17 @@ def test_predictor_objective_equals_predict_on_the_hand_built_features(predictor
     assert [objective(a)[0] for a in archs] == list(loaded.predict(x)[:, 1])  # NaN params -> -1e8
     assert PredictorObjective(loaded, source)(archs[0]) == (loaded.predict(x.iloc[:1])[0, 0],)  # default: clean
     assert PredictorObjective(loaded, source).config()["sha256"] == objective.config()["sha256"]
+    both = PredictorObjective(loaded, source, "clean+pgd")
+    assert both.names == ("predictor:clean+pgd",)
+    assert [both(a)[0] for a in archs] == list(loaded.predict(x)[:, 0] + loaded.predict(x)[:, 1])
 
 
 def test_predictor_objective_errors(predictor_file):
     path, source, _ = predictor_file
     with pytest.raises(RobustnasError, match="no target 'robust'; its targets: clean, pgd"):
         PredictorObjective(path, source, "robust")
+    with pytest.raises(RobustnasError, match="no target 'fgsm'; its targets: clean, pgd"):
+        PredictorObjective(path, source, "clean+fgsm")
     with pytest.raises(RobustnasError, match=r"graph features \(edge12_none, ...\); it cannot search darts"):
         PredictorObjective(path, source, space="darts")
     bogus = Predictor("gb").fit(pd.DataFrame({"bogus": [1.0, 2.0, 3.0]}), pd.Series([1.0, 2.0, 3.0]))
