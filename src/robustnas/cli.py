@@ -382,7 +382,8 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--strategy", choices=tuple(STRATEGIES), default="warmup-move")
     search.add_argument(
         "--objective", default="croze",
-        help="a proxy (croze, synflow, ...); a weighted product W*P+W*P (log-linear); predictor:FILE.npz[:TARGET]; "
+        help="a proxy (croze, synflow, ...); a weighted product W*P+W*P (log-linear); predictor:FILE.npz[:TARGET] "
+        "(TARGET may sum outputs: clean+fgsm@1.0); "
         "bench:COLUMN (NB201 oracle, e.g. bench:pgd@1); latency:DEVICE (HW-NAS-Bench); "
         "comma-separated for several objectives (nsga2) (default croze)",
     )
