@@ -356,7 +356,8 @@ def describe_result(result: dict[str, Any]) -> str:
             if key in bench:
                 lines.append(f"  {label:>18}: {bench[key]:.2%} ({bench[key + '_percentile']:.1f}th percentile)")
     if "genotype_file" in result:
-        lines.append(f"genotype: {result['genotype_file']} (robustnas train --space SPACE --arch FILE)")
+        genotype, space = result["genotype_file"], result["settings"]["space"]
+        lines.append(f"genotype: {genotype} (robustnas train --space {space} --arch {genotype} ...)")
     return "\n".join(lines)
 
 
