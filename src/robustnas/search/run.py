@@ -217,8 +217,9 @@ def write_result(
     objective_names: Sequence[str],
     space: SearchSpace,
     bench: Any = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """result.json, trajectory.csv and trajectory.png; returns the result dictionary."""
+    """result.json (with ``extra`` fields), trajectory.csv and trajectory.png; returns the result."""
     best = best_evaluations(outcome)
     if not best:
         raise RobustnasError("the search evaluated no architecture; raise --budget or relax the constraint")
@@ -231,6 +232,7 @@ def write_result(
         "infeasible_asked": outcome.infeasible,
         "stalled": outcome.stalled,
         "wall_s": round(outcome.wall_s, 3),
+        **(extra or {}),
         "settings": asdict(settings),
     }
     if len(best) > 1 or len(objective_names) > 1:
@@ -333,10 +335,8 @@ def run(
                 strategy, objective, settings.budget, store, seed=settings.proxy_seed,
                 on_evaluation=lambda _: advance(),
             )
-    result = write_result(out, settings, outcome, objective.names, space, bench)
-    result.update(networks_built=source.computed, proxy_s=round(source.seconds, 3))
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    extra = {"networks_built": source.computed, "proxy_s": round(source.seconds, 3)}
+    return write_result(out, settings, outcome, objective.names, space, bench, extra)
 
 
 def describe_result(result: dict[str, Any]) -> str:
