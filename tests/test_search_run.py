@@ -243,6 +243,32 @@ def test_demo_is_a_croze_search(capsys, tmp_path, bench):
     assert result["benchmark"]["clean"] == bench.query(result["best_arch"], "cifar10", "clean")
 
 
+def test_nsga2_resume_with_a_constraint_keeps_the_budget(capsys, tmp_path):
+    """Infeasible Optuna trials of a reopened study are not evaluations; the budget holds."""
+    argv = ["search", "--strategy", "nsga2", "--objective", "bench:clean,bench:pgd@1", "--budget", "10",
+            "--max-latency", "4", "--out", str(tmp_path / "run")]
+    assert cli(capsys, *argv)[0] == 0
+    first = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert cli(capsys, *argv)[0] == 0
+    again = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert first["infeasible_asked"] > 0 and first["evaluations"] == again["evaluations"] == 10
+    assert again["computed"] == 0
+    rows = (tmp_path / "run" / "trajectory.csv").read_text()
+    assert "inf" not in rows
+
+
+def test_bad_input_does_not_claim_the_run_directory(capsys, tmp_path):
+    out = str(tmp_path / "run")
+    for bad in (["--max-latency", "nan"], ["--latency-device", "gpu"], ["--strategy", "exhaustive", "--budget", "7000"]):
+        code, _, err = cli(capsys, "search", "--objective", "bench:clean", *bad, "--out", out)
+        assert code == 2 and err.count("\n") == 1, bad
+    assert "applies to --max-latency" in cli(capsys, "search", "--latency-device", "gpu", "--out", out)[2]
+    assert "--budget <= 6466" in cli(capsys, "search", "--strategy", "exhaustive", "--budget", "7000",
+                                     "--objective", "bench:clean", "--out", out)[2]
+    assert not (tmp_path / "run" / "search.json").exists()
+    assert cli(capsys, "search", "--strategy", "random", "--objective", "bench:clean", "--budget", "2", "--out", out)[0] == 0
+
+
 def test_bad_budget_is_one_line(capsys, tmp_path):
     code, _, err = cli(capsys, "search", "--objective", "bench:clean", "--budget", "0", "--out", str(tmp_path / "r"))
     assert code == 2 and err.count("\n") == 1 and "--budget" in err

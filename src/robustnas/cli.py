@@ -233,7 +233,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
           f"{out / STORE_FILE}")
 
 
-# ---- demo --------------------------------------------------------------------------------------
 # ---- search -----------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> None:
     from pathlib import Path
@@ -250,6 +249,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     print(describe_result(result))
 
 
+# ---- demo --------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> None:
     from pathlib import Path
 

@@ -4,7 +4,8 @@ RUN_DIR holds ``store.sqlite`` (every objective value and raw proxy value, writt
 exists), ``search.json`` (the settings; a resumed search must match them), ``result.json``,
 ``trajectory.csv`` and ``trajectory.png``. A killed search is resumed by running the same
 command: the strategy is replayed from its seed and every stored evaluation is read instead of
-computed, so it continues exactly where it stopped (Optuna strategies reopen their own storage).
+computed, so it continues exactly where it stopped. NSGA-II instead reopens its Optuna study and
+continues from the trials stored there (a resumed NSGA-II search is not the same as an uninterrupted one).
 The budget counts distinct architectures evaluated; asking for one again costs nothing.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from robustnas.bench.names import CORRUPTIONS
 from robustnas.errors import RobustnasError
 from robustnas.search.space import Arch, SearchSpace
 from robustnas.search.strategies import Strategy, pareto_front
@@ -81,8 +83,8 @@ def search(
         if on_evaluation is not None:
             on_evaluation(evaluation)
 
-    for arch, values in strategy.history():
-        if space.key(arch) not in seen:
+    for arch, values in strategy.history():  # a reopened Optuna study: infeasible trials are not evaluations
+        if len(seen) < budget and space.key(arch) not in seen and objective.feasible(arch):
             record(arch, tuple(values), True)
     idle_asks = 0
     while len(seen) < budget:
@@ -123,7 +125,7 @@ def _evaluate(
     stored = [store.get(RUN, k) for k in keys]
     if all(result is not None for result in stored):
         return tuple(-math.inf if math.isnan(r.value) else r.value for r in stored), True
-    values = tuple(float(v) for v in objective(arch))
+    values = tuple(-math.inf if math.isnan(v) else float(v) for v in objective(arch))  # as a stored NaN reads
     store.put_many(RUN, [Result(k.arch, k.quantity, k.seed, k.config, v) for k, v in zip(keys, values)])
     return values, False
 
@@ -158,7 +160,7 @@ def benchmark_record(arch: Arch, dataset: str, bench: Any) -> dict[str, Any]:
     index = int(SearchSpace("nb201").canonical(arch).index)
     columns = dict(REPORTED)
     frame = table[list(columns.values())].copy()
-    corruption_columns = [c for c in table.columns if "@" in c and c.split("@")[0] not in _ATTACKS]
+    corruption_columns = [c for c in table.columns if c.split("@")[0] in CORRUPTIONS]
     if corruption_columns:
         frame["corruptions"] = table[corruption_columns].mean(axis=1)
         columns["corruptions"] = "corruptions"
@@ -168,9 +170,6 @@ def benchmark_record(arch: Arch, dataset: str, bench: Any) -> dict[str, Any]:
         record[name] = value
         record[f"{name}_percentile"] = percentile(frame[column].to_numpy(), value)
     return record
-
-
-_ATTACKS = ("fgsm", "pgd", "apgd-ce", "square")
 
 
 # ---- the run directory ---------------------------------------------------------------------
@@ -193,21 +192,25 @@ class SearchSettings:
 
 
 def open_search(out: Path, settings: SearchSettings) -> Store:
-    """Create or reopen RUN_DIR; a run with other settings (the budget may grow) is an error."""
+    """Create or reopen RUN_DIR's store; a search with other settings there (the budget may grow) is an error."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / SETTINGS_FILE
-    mine = asdict(settings)
     if path.exists():
         try:
             stored = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise RobustnasError(f"{path}: unreadable ({error}); delete it or give another --out") from None
+        mine = json.loads(json.dumps(asdict(settings)))  # compare as stored (tuples -> lists)
         changed = [k for k in mine if k != "budget" and stored.get(k) != mine[k]]
         if changed:
             diffs = ", ".join(f"{k} {stored.get(k)!r} -> {mine[k]!r}" for k in changed)
             raise RobustnasError(f"{out} holds a search with other settings ({diffs}); give another --out")
-    path.write_text(json.dumps(mine, indent=2) + "\n")
     return Store(out / STORE_FILE)
+
+
+def write_settings(out: Path, settings: SearchSettings) -> None:
+    """search.json: what a resumed search must match."""
+    (out / SETTINGS_FILE).write_text(json.dumps(asdict(settings), indent=2) + "\n")
 
 
 def write_result(
@@ -308,10 +311,10 @@ def run(
     from robustnas.progress import LoopProgress
     from robustnas.scoring import ScoreSettings
     from robustnas.search.objectives import LiveProxies, parse_objective
-    from robustnas.search.strategies import make_strategy
-
     space = SearchSpace(settings.space)
     bench = Benchmark() if settings.space == "nb201" else None
+    if settings.max_latency_ms is None and settings.latency_device != "edgegpu":
+        raise RobustnasError("--latency-device applies to --max-latency; give both (latency:DEVICE names its own device)")
     with open_search(out, settings) as store:
         scoring = ScoreSettings(
             settings.space, settings.dataset, settings.data, (), settings.batch_size, settings.proxy_seed, device
@@ -321,22 +324,42 @@ def run(
             settings.objective, space=space, dataset=settings.dataset, source=source, bench=bench,
             max_latency_ms=settings.max_latency_ms, latency_device=settings.latency_device,
         )
-        options = dict(settings.options)
-        if settings.strategy == "nsga2":
-            options.update(objectives=len(objective.names), storage=storage or f"sqlite:///{out / 'optuna.sqlite'}")
-        elif len(objective.names) > 1:
-            raise RobustnasError(
-                f"{len(objective.names)} objectives ({settings.objective}) need --strategy nsga2; "
-                f"{settings.strategy} optimises one"
-            )
-        strategy = make_strategy(settings.strategy, space, settings.seed, **options)
-        with LoopProgress("search", settings.budget, unit="eval", enabled=progress) as advance:
+        strategy = _strategy(settings, space, len(objective.names), storage or f"sqlite:///{out / 'optuna.sqlite'}")
+        write_settings(out, settings)  # only once the settings are known to work
+        stored = _stored_evaluations(store, objective)
+        with LoopProgress("search", settings.budget, min(stored, settings.budget), "eval", progress) as advance:
             outcome = search(
                 strategy, objective, settings.budget, store, seed=settings.proxy_seed,
-                on_evaluation=lambda _: advance(),
+                on_evaluation=lambda evaluation: None if evaluation.stored else advance(),
             )
     extra = {"networks_built": source.computed, "proxy_s": round(source.seconds, 3)}
     return write_result(out, settings, outcome, objective.names, space, bench, extra)
+
+
+def _stored_evaluations(store: Store, objective: Any) -> int:
+    """How many evaluations of ``objective`` the store holds (what a resumed search reads)."""
+    if RUN not in {info.name for info in store.runs()}:
+        return 0
+    return len(store.frame(RUN, config=config_hash(objective.config()))) // len(objective.names)
+
+
+def _strategy(settings: SearchSettings, space: SearchSpace, objectives: int, storage: str) -> Strategy:
+    """The strategy of ``settings``, checked against the objective count and the budget."""
+    from robustnas.search.strategies import make_strategy
+
+    options = dict(settings.options)
+    if settings.strategy == "nsga2":
+        options.update(objectives=objectives, storage=storage)
+    elif objectives > 1:
+        raise RobustnasError(
+            f"{objectives} objectives ({settings.objective}) need --strategy nsga2; {settings.strategy} optimises one"
+        )
+    if settings.strategy == "exhaustive" and settings.budget > len(space.population()):
+        raise RobustnasError(
+            f"exhaustive ranking of the {len(space.population())} {space.name} architectures: "
+            f"give --budget <= {len(space.population())}"
+        )
+    return make_strategy(settings.strategy, space, settings.seed, **options)
 
 
 def describe_result(result: dict[str, Any]) -> str:

@@ -3,11 +3,10 @@
 NB201 searches run over the 6,466 isomorphism classes: every architecture a strategy sees is its
 class representative (``NB201Arch.isomorph``), so no two evaluations are the same network
 function and benchmark lookups need no mapping; random NB201 architectures are uniform over the
-classes. DARTS and ARNAS genotypes list each node's two inputs in order (``canonical``).
+classes. DARTS and ARNAS genotypes are used as they are.
 """
 from __future__ import annotations
 
-import dataclasses
 import random
 from dataclasses import dataclass
 from itertools import combinations
@@ -46,18 +45,10 @@ class SearchSpace:
         raise RobustnasError(f"no mutation of {self.key(arch)} leaves its isomorphism class")
 
     def canonical(self, arch: Arch) -> Arch:
-        """NB201: the isomorphism representative; DARTS/ARNAS: each node's two (op, input) pairs
-        ordered by input, then op (a node sums its two inputs, so the order does not matter)."""
+        """NB201: the isomorphism representative; DARTS/ARNAS: the genotype itself (its string names
+        its network, as in ``robustnas score`` runs, which a search reads)."""
         arch = spaces.parse(self.name, arch)
-        if self.name == "nb201":
-            return arch.isomorph()
-        fields = {}
-        for cell in arch.CELLS:
-            pairs = getattr(arch, cell)
-            fields[cell] = tuple(
-                pair for at in range(0, len(pairs), 2) for pair in sorted(pairs[at : at + 2], key=lambda p: (p[1], p[0]))
-            )
-        return dataclasses.replace(arch, **fields)
+        return arch.isomorph() if self.name == "nb201" else arch
 
     def key(self, arch: Arch) -> str:
         """The string that names ``arch`` in the store and in result files."""
@@ -107,15 +98,14 @@ class SearchSpace:
                 )
             pairs = getattr(arch, cell)
             for slot, node in enumerate(_nodes()):
-                first, second = pairs[2 * slot : 2 * slot + 2]
-                if first[1] == second[1]:
-                    raise RobustnasError(f"the flat encoding needs two distinct inputs per node; {cell} node {node} has one")
+                first, second = sorted(pairs[2 * slot : 2 * slot + 2], key=lambda pair: pair[1])
                 result[f"{cell}_node{node}_inputs"] = f"{first[1]},{second[1]}"
                 result[f"{cell}_node{node}_op0"], result[f"{cell}_node{node}_op1"] = first[0], second[0]
         return result
 
     def decode(self, params: dict[str, Any]) -> Arch:
-        """The architecture of a full assignment of :meth:`choices` (inverse of :meth:`encode`)."""
+        """The architecture of a full assignment of :meth:`choices`; DARTS/ARNAS nodes list their
+        lower input first, so ``decode(encode(g))`` is ``g`` up to that order within a node."""
         missing = [name for name in self.choices() if name not in params]
         if missing:
             raise RobustnasError(f"{self.name} encoding lacks {', '.join(missing[:3])}; give every parameter")

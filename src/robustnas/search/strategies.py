@@ -30,7 +30,7 @@ class Strategy(ABC):
     value to ``_observe``, the hook a strategy overrides to learn from it.
     """
 
-    objectives: int = 1
+    objectives: int | str = 1  # values per evaluation; "any" for multi-objective strategies
 
     def __init__(self, space: SearchSpace, seed: int) -> None:
         self.space = space
@@ -89,7 +89,7 @@ class Strategy(ABC):
 
 
 class RandomSearch(Strategy):
-    """Uniform random architectures, one per ask (NB201: uniform cells, then their class)."""
+    """Uniform random architectures, one per ask (NB201: uniform over the 6,466 classes)."""
 
     def ask(self) -> list[Arch]:
         return [self.space.sample(self.rng)]
