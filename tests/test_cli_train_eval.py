@@ -133,11 +133,15 @@ def test_other_arch_on_an_existing_run_is_refused(trained, npz, capsys):
 
 
 @pytest.mark.parametrize("adversarial, stored", [("none", None), ("trades", "trades")])
-def test_standard_and_trades_training(npz, tmp_path, capsys, adversarial, stored):
+def test_standard_and_trades_training(npz, tmp_path, capsys, monkeypatch, adversarial, stored):
+    from robustnas.progress import LoopProgress
+
+    monkeypatch.setattr(LoopProgress, "LOG_EVERY_S", 0.0)  # a log line after every batch
     argv = train_argv(npz, tmp_path / "run", adversarial=adversarial)
     argv[argv.index("--limit") + 1] = "32"
-    code, out, _ = run(capsys, *argv)
+    code, out, err = run(capsys, *argv)
     assert code == 0 and "1 epochs trained now, 0 before; 32 training images" in out
+    assert "epoch 1/1: 1/1 (" in err and " batch/s, about 0 min left)" in err
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["config"]["adversarial"] == stored
 
 
@@ -270,6 +274,15 @@ def test_evaluate_checkpoint_pt_with_seed_into_run_dir(trained, capsys):
     x, y = first_test_images(Path(json.loads((run_dir / "model.json").read_text())["data"]["path"]), 8)
     with torch.no_grad():
         assert result["clean"] == int((rebuilt(run_dir)(x).argmax(1) == y).sum()) / 8
+
+
+def test_evaluate_logs_batch_progress_when_not_a_terminal(trained, tmp_path, capsys, monkeypatch):
+    from robustnas.progress import LoopProgress
+
+    monkeypatch.setattr(LoopProgress, "LOG_EVERY_S", 0.0)
+    code, _, err = run(capsys, "evaluate", "--checkpoint", str(trained), "--suite", "clean", "--n", "32",
+                       "--batch-size", "16", "--out", str(tmp_path))
+    assert code == 0 and "clean: 1/2 (" in err and "clean: 2/2 (" in err and " batch/s, about" in err
 
 
 def test_checkpoint_of_another_arch_is_a_one_line_error(trained, tmp_path, capsys):

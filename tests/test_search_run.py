@@ -18,9 +18,11 @@ from robustnas.search.run import (
     SearchSettings,
     benchmark_record,
     best_evaluations,
+    describe_result,
     percentile,
     run,
     search,
+    write_result,
 )
 from robustnas.search.space import SearchSpace
 from robustnas.search.strategies import make_strategy
@@ -138,6 +140,19 @@ def test_latency_constraint_is_never_violated(tmp_path, bench):
     assert len(frame) == 26
     for line in frame[1:]:
         assert latency[NB201Arch.parse(line.split(",")[1]).index] <= 4.0
+
+
+def test_result_json_is_strict_when_every_value_is_undefined(tmp_path):
+    """-inf (undefined) values are written as null, never as the non-JSON -Infinity."""
+    settings = SearchSettings("nb201", "cifar10", "random", "croze,params", 2, 0)
+    arches = ["|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+              "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+    outcome = SearchOutcome([Evaluation(i + 1, a, (-math.inf, -math.inf), False) for i, a in enumerate(arches)])
+    result = write_result(tmp_path, settings, outcome, ["croze", "params"], SearchSpace("nb201"))
+    text = (tmp_path / "result.json").read_text()
+    assert "Infinity" not in text and json.loads(text)["best_value"] == {"croze": None, "params": None}
+    assert [point["croze"] for point in result["pareto_front"]] == [None, None]
+    assert "objective: croze undefined, params undefined (2 architectures" in describe_result(result)
 
 
 # ---- the command -------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from torch import nn
 from robustnas.attacks import ATTACKS, EPS, frozen_eval, make_attack, sanity_checks
 from robustnas.corruptions import CORRUPTIONS, SEVERITIES, corrupt, table_for
 from robustnas.errors import RobustnasError
+from robustnas.progress import LoopProgress
 from robustnas.train.batches import Pixels, as_pixels, eval_batches
 
 CLEAN, CORRUPTIONS_ITEM, SANITY = "clean", "corruptions", "sanity"
@@ -194,7 +195,7 @@ def _batches(pixels: Pixels, batch_size: int) -> int:
     return -(-len(pixels) // batch_size)
 
 
-def _accuracy(model: nn.Module, pixels: Pixels, batch_size: int, attack: Any, bar: "_Bar") -> float:
+def _accuracy(model: nn.Module, pixels: Pixels, batch_size: int, attack: Any, bar: LoopProgress) -> float:
     """Fraction of images classified correctly (after ``attack``, unless None), batch by batch."""
     device = next(model.parameters()).device
     correct = 0
@@ -220,7 +221,7 @@ def _corruptions(
             key = _corruption_key(name, severity)
             if key not in values:
                 corrupted = corrupt(pixels.images, name, severity, settings["seed"], settings["table"])
-                record(key, _accuracy(model, Pixels(corrupted, pixels.labels), batch_size, None, _Bar(None, 0)))
+                record(key, _accuracy(model, Pixels(corrupted, pixels.labels), batch_size, None, LoopProgress("", 0, enabled=False)))
             advance()
     if CORRUPTIONS_ITEM not in values:
         record(CORRUPTIONS_ITEM, float(np.mean([values[_corruption_key(*c)][0] for c in conditions])))
@@ -252,23 +253,14 @@ def _assemble(items: list[str], values: dict[str, Value], settings: dict[str, di
 
 # ---- progress ------------------------------------------------------------------------------------
 class _Reporter:
-    """A rich bar per item on a terminal and one line per finished item on stderr (the train and
-    score commands' convention); silent when ``enabled`` is False."""
+    """A bar per item (a line every 30 s in logs) and one line per finished item on stderr (the
+    train and score commands' convention); silent when ``enabled`` is False."""
 
     def __init__(self, enabled: bool) -> None:
-        from rich.console import Console
-
         self.enabled = enabled
-        self.console = Console(stderr=True)
 
-    def bar(self, label: str, total: int) -> "_Bar":
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(
-            TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=self.console, transient=True, disable=not (self.enabled and self.console.is_terminal),
-        )
-        return _Bar(bar, total)
+    def bar(self, label: str, total: int) -> LoopProgress:
+        return LoopProgress(label, total, unit="batch", enabled=self.enabled, transient=True)
 
     def done(self, item: str, value: Value, seconds: float, stored: bool) -> None:
         if not self.enabled:
@@ -280,24 +272,6 @@ class _Reporter:
         else:
             text = f"{value[0]:.4f}"
         print(f"{item}: {text} ({when})", file=sys.stderr, flush=True)
-
-
-class _Bar:
-    """Context manager yielding ``advance()``; a None bar draws nothing."""
-
-    def __init__(self, bar: Any, total: int) -> None:
-        self.bar, self.total = bar, total
-
-    def __enter__(self) -> Callable[[], None]:
-        if self.bar is None:
-            return lambda: None
-        self.bar.__enter__()
-        task = self.bar.add_task("evaluate", total=self.total)
-        return lambda: self.bar.update(task, advance=1)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 # ---- robustnas evaluate --------------------------------------------------------------------------

@@ -9,12 +9,16 @@ class LoopProgress:
     """``with LoopProgress("scoring", total, done) as advance: ... advance()`` once per finished item.
 
     ``done`` items were finished before (a resumed run); the rate and the time left count only
-    the items of this process. ``unit`` names one item in the rate ("arch/s").
+    the items of this process. ``unit`` names one item in the rate ("arch/s"). A ``transient`` bar
+    disappears when done (a bar per epoch or per evaluated item). ``enabled=False`` is silent.
     """
 
     LOG_EVERY_S = 30.0
 
-    def __init__(self, label: str, total: int, done: int = 0, unit: str = "arch", enabled: bool = True) -> None:
+    def __init__(
+        self, label: str, total: int, done: int = 0, unit: str = "arch", enabled: bool = True,
+        transient: bool = False,
+    ) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -22,7 +26,8 @@ class LoopProgress:
         self.label, self.unit, self.enabled = label, unit, enabled
         self.bar = Progress(
             TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(), console=self.console, disable=not (enabled and self.console.is_terminal),
+            TimeRemainingColumn(), console=self.console, transient=transient,
+            disable=not (enabled and self.console.is_terminal),
         )
         self.task = self.bar.add_task(label, total=total, completed=done, rate="")
         self.total, self.done = total, done

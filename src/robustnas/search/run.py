@@ -167,8 +167,9 @@ def benchmark_record(arch: Arch, dataset: str, bench: Any) -> dict[str, Any]:
     record: dict[str, Any] = {"nb201_index": index}
     for name, column in columns.items():
         value = float(frame.at[index, column])
-        record[name] = value
-        record[f"{name}_percentile"] = percentile(frame[column].to_numpy(), value)
+        defined = math.isfinite(value)  # strict JSON: a missing benchmark value is null
+        record[name] = value if defined else None
+        record[f"{name}_percentile"] = percentile(frame[column].to_numpy(), value) if defined else None
     return record
 
 
@@ -229,7 +230,7 @@ def write_result(
     chosen = max(best, key=lambda e: (e.values, -e.number))  # several objectives: the front's best first objective
     result: dict[str, Any] = {
         "best_arch": chosen.arch,
-        "best_value": dict(zip(objective_names, chosen.values)),
+        "best_value": _json_values(objective_names, chosen.values),
         "evaluations": len(outcome.evaluations),
         "computed": sum(not e.stored for e in outcome.evaluations),
         "infeasible_asked": outcome.infeasible,
@@ -239,18 +240,23 @@ def write_result(
         "settings": asdict(settings),
     }
     if len(best) > 1 or len(objective_names) > 1:
-        result["pareto_front"] = [{"arch": e.arch, **dict(zip(objective_names, e.values))} for e in best]
+        result["pareto_front"] = [{"arch": e.arch, **_json_values(objective_names, e.values)} for e in best]
     if settings.space == "nb201" and bench is not None:
         result["benchmark"] = benchmark_record(space.parse(chosen.arch), settings.dataset, bench)
     else:
         genotype_file = out / "best_genotype.json"
         genotype_file.write_text(json.dumps(space.parse(chosen.arch).to_json(), indent=2) + "\n")
         result["genotype_file"] = str(genotype_file)
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "result.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     frame = trajectory_frame(outcome, objective_names)
     frame.to_csv(out / "trajectory.csv", index=False)
     plot_trajectory(frame, objective_names, best, out / "trajectory.png")
     return result
+
+
+def _json_values(names: Sequence[str], values: Sequence[float]) -> dict[str, float | None]:
+    """Objective values for strict JSON: an undefined (-inf) value is null."""
+    return {name: value if math.isfinite(value) else None for name, value in zip(names, values)}
 
 
 def trajectory_frame(outcome: SearchOutcome, objective_names: Sequence[str]) -> pd.DataFrame:
@@ -364,7 +370,9 @@ def _strategy(settings: SearchSettings, space: SearchSpace, objectives: int, sto
 
 def describe_result(result: dict[str, Any]) -> str:
     """The found architecture, its objective value and (NB201) its benchmark accuracies with percentiles."""
-    values = ", ".join(f"{name} {value:.6g}" for name, value in result["best_value"].items())
+    values = ", ".join(
+        f"{name} {'undefined' if value is None else f'{value:.6g}'}" for name, value in result["best_value"].items()
+    )
     lines = [
         f"best architecture: {result['best_arch']}",
         f"objective: {values} ({result['evaluations']} architectures evaluated, "
@@ -376,7 +384,7 @@ def describe_result(result: dict[str, Any]) -> str:
     if bench:
         lines.append("NB201 benchmark accuracy (percentile among the 6,466 unique architectures):")
         for key, label in _LABELS.items():
-            if key in bench:
+            if bench.get(key) is not None:
                 lines.append(f"  {label:>18}: {bench[key]:.2%} ({bench[key + '_percentile']:.1f}th percentile)")
     if "genotype_file" in result:
         genotype, space = result["genotype_file"], result["settings"]["space"]

@@ -19,6 +19,7 @@ from torch import nn
 
 from robustnas.attacks import PGD, accuracy, robust_accuracy
 from robustnas.errors import RobustnasError
+from robustnas.progress import LoopProgress
 from robustnas.train.batches import Pixels, as_pixels, epoch_batches, eval_batches
 from robustnas.train.checkpoint import (
     check_state_dict,
@@ -230,23 +231,14 @@ def _title(model: nn.Module, config: TrainConfig) -> str:
 
 
 class _Reporter:
-    """A rich progress bar over an epoch's batches on a terminal, and one line per epoch on stderr
-    (the scoring command's convention: bars on terminals, plain lines in logs)."""
+    """A progress bar over an epoch's batches (a line every 30 s in logs), and one line per epoch on
+    stderr (the scoring command's convention: bars on terminals, plain lines in logs)."""
 
     def __init__(self, epochs: int, enabled: bool) -> None:
-        from rich.console import Console
-
         self.epochs, self.enabled = epochs, enabled
-        self.console = Console(stderr=True)
 
-    def batches(self, epoch: int, total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(
-            TextColumn(f"epoch {epoch + 1}/{self.epochs}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=self.console, transient=True, disable=not (self.enabled and self.console.is_terminal),
-        )
-        return _BarContext(bar, total)
+    def batches(self, epoch: int, total: int) -> LoopProgress:
+        return LoopProgress(f"epoch {epoch + 1}/{self.epochs}", total, unit="batch", enabled=self.enabled, transient=True)
 
     def epoch(self, row: dict[str, Any]) -> None:
         if not self.enabled:
@@ -263,14 +255,3 @@ class _Reporter:
         )
 
 
-class _BarContext:
-    def __init__(self, bar: Any, total: int) -> None:
-        self.bar, self.total = bar, total
-
-    def __enter__(self) -> Callable[[], None]:
-        self.bar.__enter__()
-        task = self.bar.add_task("train", total=self.total)
-        return lambda: self.bar.update(task, advance=1)
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
