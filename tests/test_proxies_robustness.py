@@ -118,6 +118,30 @@ def test_train_mode_batchnorm_gives_jacobian_of_batch_summed_logits():
     assert abs(summed - diagonal) > 0.05 * summed  # the choice matters on this network
 
 
+class Scaled(nn.Module):
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return 2.0 * logits
+
+
+@pytest.mark.parametrize(
+    ("tail", "backwards"),
+    [([], 2), ([Scaled()], 7)],  # logits straight from the Linear: K=2 backwards; scaled after it: C=7
+)
+def test_narrow_linear_head_takes_k_backwards_for_the_same_exact_value(monkeypatch, tail, backwards):
+    """K=2 features into C=7 classes behind train-mode BatchNorm: the eigenvector path of
+    _head_cotangents gives the batch-summed Jacobian norm of the one-hot path, with K backwards."""
+    torch.manual_seed(7)
+    layers = [nn.Linear(FEATURES, 2), nn.BatchNorm1d(2), nn.ReLU(), nn.Linear(2, 7), *tail]
+    model = nn.Sequential(*layers).double().train()
+    x, _ = tiny_batch()
+    summed = 0.5 * float(batch_jacobian(model, x).sum(dim=0).pow(2).sum()) / BATCH
+    calls = []
+    grad = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *args, **kwargs: calls.append(1) or grad(*args, **kwargs))
+    assert jacobian_frobenius(model, x) == pytest.approx(summed, rel=1e-12)
+    assert len(calls) == backwards
+
+
 @pytest.mark.parametrize("kind", ["tanh_mlp", "bn_mlp"])
 def test_projection_estimator_is_unbiased(kind):
     """Mean of 200 seeds x 16 projections within 5 standard errors (deterministic seeds, cannot flake).

@@ -41,7 +41,13 @@ Vectors = list[torch.Tensor]
 
 
 # ---- jacob_fro (§2.2) -----------------------------------------------------------------------
-@register("jacob_fro", needs_data=True, needs_labels=False, higher_is_better=False, cost="1 forward + C backwards")
+@register(
+    "jacob_fro",
+    needs_data=True,
+    needs_labels=False,
+    higher_is_better=False,
+    cost="1 forward + min(C, K) backwards (C classes, K features into a linear classifier)",
+)
 def jacob_fro(ev: Evaluation) -> float:
     """Half the mean squared Frobenius norm of the input-output Jacobian, exact (Hoffman et al. 2019)."""
     return _jacobian_frobenius(ev, n_proj=None)
@@ -59,7 +65,9 @@ def jacobian_frobenius(model: nn.Module, x: torch.Tensor, *, n_proj: int | None 
     in its exact mode, and consistent with the suite's input Jacobian (d sum of logits / dx) of
     jacov and epe_nas. (The diagonal blocks alone would need B*C backwards.) On 12 untrained NB201
     networks at batch 16 this value was 2.8-10x smaller than the diagonal-block and full-batch
-    values but ranked the networks identically (Spearman 1.0 between all three).
+    values but ranked the networks identically (Spearman 1.0 between all three). Where the logits
+    are the output of a plain ``nn.Linear`` with K < C input features (NB201 on CIFAR-100: K=64,
+    C=100) the same value takes K backwards from the features instead of C (see _head_cotangents).
 
     ``n_proj=k``: Hoffman et al.'s random-projection estimator, R = 1/2 * C/(k*B) * sum ||v_b^T J||^2
     with v_b uniform on the unit sphere of R^C, independent per sample and projection, drawn from
@@ -75,21 +83,74 @@ def jacobian_frobenius(model: nn.Module, x: torch.Tensor, *, n_proj: int | None 
 def _jacobian_frobenius(ev: Evaluation, n_proj: int | None) -> float:
     net = ev.fresh_copy()
     x = ev.x.detach().clone().requires_grad_(True)
-    logits = logits_of(net(x))
-    batch, classes = logits.shape
-    if n_proj is None:
-        cotangents, scale = _one_hot_cotangents(logits), 1.0
+    linear_calls = _record_linear_calls(net)
+    try:
+        logits = logits_of(net(x))
+    finally:
+        linear_calls.remove()
+    head = linear_calls.producing(logits)
+    if n_proj is not None:
+        cotangents = _sphere_cotangents(logits, n_proj, ev.generator("jacob_fro"))
+        outputs, weights = logits, [logits.shape[1] / n_proj] * n_proj
+    elif head is not None and head.features.shape[1] < logits.shape[1]:
+        outputs, (cotangents, weights) = head.features, _head_cotangents(head)
     else:
-        cotangents, scale = _sphere_cotangents(logits, n_proj, ev.generator("jacob_fro")), classes / n_proj
+        outputs, cotangents, weights = logits, _one_hot_cotangents(logits), [1.0] * logits.shape[1]
     squared = 0.0
-    for cotangent in cotangents:
-        (grad,) = torch.autograd.grad(logits, x, grad_outputs=cotangent, retain_graph=True, allow_unused=True)
+    for cotangent, weight in zip(cotangents, weights):
+        (grad,) = torch.autograd.grad(outputs, x, grad_outputs=cotangent, retain_graph=True, allow_unused=True)
         if grad is None:
             raise ProxyUndefined(NO_INPUT_PATH)
-        squared += float(grad.double().pow(2).sum())
+        squared += weight * float(grad.double().pow(2).sum())
     if squared == 0.0:
         raise ProxyUndefined(NO_INPUT_PATH + "; the Jacobian is exactly zero")
-    return 0.5 * scale * squared / batch
+    return 0.5 * squared / logits.shape[0]
+
+
+class _LinearHead(NamedTuple):
+    """A plain nn.Linear call: logits = features W^T + b."""
+
+    weight: torch.Tensor  # [C, K]
+    features: torch.Tensor  # [B, K], its input
+    output: torch.Tensor  # [B, C]
+
+
+class _LinearCalls:
+    """Forward hooks recording every plain ``nn.Linear`` call of one forward."""
+
+    def __init__(self) -> None:
+        self.calls: list[_LinearHead] = []
+        self.handles: list = []
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def producing(self, logits: torch.Tensor) -> _LinearHead | None:
+        """The call whose output is the very logits tensor (so d logits/dX = W dfeatures/dX), if any."""
+        return next((call for call in self.calls if call.output is logits and call.features.dim() == 2), None)
+
+
+def _record_linear_calls(net: nn.Module) -> _LinearCalls:
+    calls = _LinearCalls()
+    for module in net.modules():
+        if type(module) is nn.Linear:  # subclasses may compute something else
+            hook = lambda m, inputs, output: calls.calls.append(_LinearHead(m.weight, inputs[0], output))
+            calls.handles.append(module.register_forward_hook(hook))
+    return calls
+
+
+def _head_cotangents(head: _LinearHead) -> tuple[list[torch.Tensor], list[float]]:
+    """Exact jacob_fro through a narrow head with K < C backwards instead of C.
+
+    sum_c ||W_c . dF/dX||^2 = sum_kl (W^T W)_kl <dF_k/dX, dF_l/dX> = sum_i lambda_i ||v_i . dF/dX||^2
+    with W^T W = V diag(lambda) V^T: backpropagate each eigenvector v_i (the same row for every
+    sample, as e_c is for the logits) from the features F and weight its squared norm by lambda_i.
+    """
+    eigenvalues, eigenvectors = torch.linalg.eigh(head.weight.detach().double().T @ head.weight.detach().double())
+    features = head.features
+    cotangents = [eigenvectors[:, i].to(features.dtype).expand_as(features) for i in range(len(eigenvalues))]
+    return cotangents, [float(value) for value in eigenvalues.clamp_min(0.0)]  # W^T W is PSD
 
 
 def _one_hot_cotangents(logits: torch.Tensor) -> list[torch.Tensor]:
