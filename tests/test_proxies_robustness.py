@@ -142,6 +142,18 @@ def test_narrow_linear_head_takes_k_backwards_for_the_same_exact_value(monkeypat
     assert len(calls) == backwards
 
 
+class IgnoresInput(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], 2, dtype=x.dtype)
+
+
+def test_narrow_head_without_input_path_is_undefined():
+    model = nn.Sequential(IgnoresInput(), nn.Linear(2, 7)).double()
+    x, _ = tiny_batch()
+    with pytest.raises(ProxyUndefined, match="does not depend on the input"):
+        jacobian_frobenius(model, x)
+
+
 @pytest.mark.parametrize("kind", ["tanh_mlp", "bn_mlp"])
 def test_projection_estimator_is_unbiased(kind):
     """Mean of 200 seeds x 16 projections within 5 standard errors (deterministic seeds, cannot flake).

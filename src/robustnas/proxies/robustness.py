@@ -96,6 +96,8 @@ def _jacobian_frobenius(ev: Evaluation, n_proj: int | None) -> float:
         outputs, (cotangents, weights) = head.features, _head_cotangents(head)
     else:
         outputs, cotangents, weights = logits, _one_hot_cotangents(logits), [1.0] * logits.shape[1]
+    if not outputs.requires_grad:  # e.g. the features of a head whose input ignores x
+        raise ProxyUndefined(NO_INPUT_PATH)
     squared = 0.0
     for cotangent, weight in zip(cotangents, weights):
         (grad,) = torch.autograd.grad(outputs, x, grad_outputs=cotangent, retain_graph=True, allow_unused=True)
