@@ -129,6 +129,13 @@ def test_suite_features_refuses_cifar100():
         study.suite_features("cifar100", Benchmark())
 
 
+def test_cost_caveat_names_what_differs_from_the_speed_benchmark():
+    assert study._cost_caveat("cifar10") == ""
+    caveat = study._cost_caveat("cifar100")
+    assert caveat.endswith("here the images are 32 px and jacob_fro backpropagates 64 vectors instead of 10")
+    assert "16 px" in study._cost_caveat("ImageNet16-120") and "64 vectors" in study._cost_caveat("ImageNet16-120")
+
+
 def test_run_study_end_to_end(tmp_path):
     out = tmp_path / "report"
     markdown = study.run_study("cifar10", "suite", [], out, "robustnas study --out x", bench=SmallBench())

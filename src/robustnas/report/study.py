@@ -37,6 +37,7 @@ from robustnas.report.stats import (
     learning_curve,
     training_sizes,
 )
+from robustnas.spaces import INPUT_SIZE, NUM_CLASSES
 from robustnas.spaces.nb201 import GRAPH_FEATURES, NB201Arch, graph_features
 
 SOURCES = ("suite", "ours", "both")
@@ -46,6 +47,7 @@ STUDY_EPS = 1.0
 SUITE_PREFIX = "suite_"
 MIN_ARCHS = 100  # fewer rows make an 80/20 split and a 100-tree forest meaningless
 UNDEFINED = -1e8  # NAS-Bench-Suite-Zero's value for an undefined proxy (spec §1.1), kept as a feature
+NB201_FEATURES = 64  # channels into the NB201 classifier (C=16, x4 after two reductions)
 MIN_COVERAGE = 0.5  # a proxy computed for fewer of the rows is left out rather than shrinking the rows
 
 # Seed 003 (spec §5), test R² at eps 1/255. Table 1: all proxies as features; the multi-objective
@@ -283,6 +285,15 @@ def cheapest_subset(features: pd.DataFrame, targets: pd.DataFrame, target: str =
     return steps
 
 
+def _cost_caveat(dataset: str) -> str:
+    """The speed benchmark ran on CIFAR-10; say how jacob_fro's cost (min(C, 64) backwards on NB201) moves."""
+    if dataset == "cifar10":
+        return ""
+    backwards = min(NUM_CLASSES[dataset], NB201_FEATURES)
+    return (f", measured on CIFAR-10 ({INPUT_SIZE['cifar10']} px, 10 classes): here the images are "
+            f"{INPUT_SIZE[dataset]} px and jacob_fro backpropagates {backwards} vectors instead of 10")
+
+
 # ---- the report --------------------------------------------------------------------------------
 def run_study(dataset: str, source: str, runs: list[Path], out: Path, command: str,
               bench: Benchmark | None = None) -> Path:
@@ -447,5 +458,6 @@ def _beyond_section(doc: Document, features: pd.DataFrame, targets: pd.DataFrame
     steps.to_csv(out / "proxy-subset.csv", index=False)
     doc.text(f"**Fewest proxies for PGD (1/255):** greedy forward selection until the forest reaches 95 % of "
              f"the all-proxy test R² ({steps.attrs['full_score']:.3f}); seconds = each proxy alone per NB201 "
-             "network on CPU (docs/results/proxy-speed.md; computed together they share passes and cost less).")
+             "network on CPU (docs/results/proxy-speed.md; computed together they share passes and cost less)"
+             + _cost_caveat(dataset) + ".")
     doc.table(steps)
