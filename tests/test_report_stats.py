@@ -11,10 +11,8 @@ from PIL import Image
 from robustnas.errors import RobustnasError
 from robustnas.report import figures
 from robustnas.report.stats import (
-    CROZE_GROUPS,
     correlation_matrix,
     correlations,
-    corruption_groups,
     greedy_subset,
     harmonic_robustness,
     learning_curve,
@@ -94,50 +92,13 @@ def test_correlation_matrix_keeps_order():
         correlation_matrix(correlations(features, targets), "pearson")
 
 
-# ---- HRS and corruption groups ----------------------------------------------------------------------
+# ---- HRS ----------------------------------------------------------------------
 def test_harmonic_robustness():
     clean = pd.Series([0.9, 0.5, 0.0, 0.8], index=[0, 1, 2, 3])
     robust = pd.Series([0.1, 0.5, 0.0, 0.4], index=[0, 1, 2, 9])
     hrs = harmonic_robustness(clean, robust)
     assert list(hrs.index) == [0, 1, 2] and hrs.name == "hrs"
     assert hrs.tolist() == pytest.approx([2 * 0.9 * 0.1 / 1.0, 0.5, 0.0], abs=1e-15)
-
-
-def _corruption_frame() -> pd.DataFrame:
-    """Accuracy of corruption number k (alphabetical) at severity s = k / 100 + s / 1000."""
-    names = sorted(c for members in [*CROZE_GROUPS.values(), ("elastic_transform", "pixelate")] for c in members)
-    data = {f"{c}@{s}": [k / 100 + s / 1000, 1.0] for k, c in enumerate(names) for s in range(1, 6)}
-    return pd.DataFrame({"clean": [0.9, 0.8], **data}, index=[7, 8])
-
-
-def test_corruption_groups_hendrycks():
-    frame = _corruption_frame()
-    # Alphabetical numbers: brightness 0, contrast 1, defocus 2, elastic 3, fog 4, frost 5, gaussian 6,
-    # glass 7, impulse 8, jpeg 9, motion 10, pixelate 11, shot 12, snow 13, zoom 14; severities add 0.003.
-    groups = corruption_groups(frame)
-    assert list(groups.columns) == ["noise", "blur", "weather", "digital"] and list(groups.index) == [7, 8]
-    expected = {"noise": (6 + 12 + 8) / 3, "blur": (2 + 7 + 10 + 14) / 4, "weather": (13 + 5 + 4 + 0) / 4,
-                "digital": (1 + 3 + 11 + 9) / 4}
-    for name, k in expected.items():
-        assert groups.loc[7, name] == pytest.approx(k / 100 + 0.003, abs=1e-12)
-        assert groups.loc[8, name] == 1.0
-
-
-def test_corruption_groups_croze_and_nan():
-    frame = _corruption_frame()
-    frame.loc[8, "snow@5"] = np.nan
-    groups = corruption_groups(frame, CROZE_GROUPS)
-    assert groups.loc[7, "weather"] == pytest.approx((13 + 5 + 4) / 300 + 0.003, abs=1e-12)
-    assert groups.loc[7, "digital"] == pytest.approx((1 + 0 + 9) / 300 + 0.003, abs=1e-12)
-    assert math.isnan(groups.loc[8, "weather"]) and groups.loc[8, "noise"] == 1.0
-
-
-def test_corruption_groups_names_missing_columns():
-    frame = _corruption_frame().drop(columns=["fog@2", "pixelate@5"])
-    with pytest.raises(RobustnasError, match="fog@2, pixelate@5"):
-        corruption_groups(frame)
-    # CRoZe's groups do not use pixelate.
-    assert corruption_groups(frame.assign(**{"fog@2": 0.0}), CROZE_GROUPS).notna().all().all()
 
 
 # ---- greedy subsets and learning curves -------------------------------------------------------
@@ -190,10 +151,23 @@ def test_training_sizes_and_learning_curve():
     assert training_sizes(10, start=3) == [3, 6, 10]
     with pytest.raises(RobustnasError, match="start <= n_train"):
         training_sizes(40)
-    curve = learning_curve(lambda n: 1 - 1 / n, [1, 2, 4])
-    assert curve.to_dict("list") == {"n": [1, 2, 4], "score": [0.0, 0.5, 0.75]}
+    calls = []
+
+    def fit_score(n: int, seed: int) -> float:
+        calls.append((n, seed))
+        return 1 - 1 / n + seed / 10
+
+    curve = learning_curve(fit_score, [1, 2, 4], repeats=3)
+    # sizes 1 and 2: seeds 0, 1, 2 -> mean +0.1, sd 0.1; the last size (all data) once with seed 0.
+    assert calls == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (4, 0)]
+    assert curve["n"].tolist() == [1, 2, 4]
+    assert curve["score"].tolist() == pytest.approx([0.1, 0.6, 0.75], abs=1e-15)
+    assert curve["sd"].tolist() == pytest.approx([0.1, 0.1, 0.0], abs=1e-15)
+    assert learning_curve(lambda n, seed: 1 - 1 / n, [1, 2])["sd"].tolist() == [0.0, 0.0]
     with pytest.raises(RobustnasError, match="positive integers"):
-        learning_curve(lambda n: 0.0, [0, 10])
+        learning_curve(lambda n, seed: 0.0, [0, 10])
+    with pytest.raises(RobustnasError, match="repeats must be a positive integer"):
+        learning_curve(lambda n, seed: 0.0, [1], repeats=0)
 
 
 # ---- figures ----------------------------------------------------------------------------------
@@ -225,13 +199,14 @@ def test_importance_bars_learning_curves_r2_bars(tmp_path):
         {"multi": [0.5, 0.2, 0.3], "clean": [0.4, 0.4, 0.2], "pgd@1.0": [0.1, 0.6, 0.3]}, index=["jacov", "snip", "zen"]
     )
     assert min(_png_size(figures.importance_bars(importances, tmp_path / "imp.png", "importance"))) > 300
-    assert _png_size(figures.importance_bars(importances, tmp_path / "plain.png", "importance", decorate=False))
+    plain = figures.importance_bars(importances, tmp_path / "plain.png", "importance", decorate=False)
+    decorated = figures.importance_bars(importances, tmp_path / "decorated.png", "importance")
+    assert _png_size(plain) == _png_size(decorated) and plain.read_bytes() != decorated.read_bytes()  # symbols, key
     curves = pd.DataFrame({"n": [50, 100, 200] * 2, "score": [0.1, 0.3, 0.4, 0.0, 0.1, 0.15],
                            "series": ["clean"] * 3 + ["pgd@1.0"] * 3})
-    path = figures.learning_curves(curves, tmp_path / "lc.png", "curves", full_scores={"clean": 0.5}, ylabel="R²")
-    assert min(_png_size(path)) > 300
-    with pytest.raises(RobustnasError, match="not in the curves: fgsm"):
-        figures.learning_curves(curves, tmp_path / "x.png", "curves", full_scores={"fgsm": 0.5})
+    assert min(_png_size(figures.learning_curves(curves, tmp_path / "lc.png", "curves", ylabel="R²"))) > 300
+    banded = figures.learning_curves(curves.assign(sd=0.05), tmp_path / "band.png", "curves")
+    assert banded.read_bytes() != (tmp_path / "lc.png").read_bytes()  # the sd band is drawn
     r2 = pd.DataFrame({"paper": [0.97, 0.65], "ours": [0.95, np.nan]}, index=["Clean", "PGD"])
     assert min(_png_size(figures.r2_bars(r2, tmp_path / "r2.png", "R²"))) > 300
 

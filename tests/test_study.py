@@ -136,11 +136,82 @@ def test_cost_caveat_names_what_differs_from_the_speed_benchmark():
     assert "16 px" in study._cost_caveat("ImageNet16-120") and "64 vectors" in study._cost_caveat("ImageNet16-120")
 
 
+def synthetic(n: int = 300) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features a..d; clean = 3a, pgd = b, the other attacks = c, each plus small noise."""
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame(rng.normal(size=(n, 4)), columns=list("abcd"))
+    noise = lambda: 0.1 * rng.normal(size=n)  # noqa: E731
+    targets = pd.DataFrame({"clean": 3 * features["a"] + noise(), "pgd@1.0": features["b"] + noise()})
+    for attack in ("fgsm", "apgd-ce", "square"):
+        targets[f"{attack}@1.0"] = features["c"] + noise()
+    return features, targets
+
+
+def test_fit_tasks_finds_the_informative_feature_and_drops_it_for_table_3():
+    features, targets = synthetic()
+    r2, importances, fig5 = study.fit_tasks(features, targets, "cifar10", ("rf",))
+    rf = r2.set_index(["target", "objective", "features"])
+    tops = {(t, o): rf.loc[(t, o, "all"), "top_feature"] for t, o, _ in rf.index}
+    assert tops == {("clean", "single"): "a", ("pgd@1", "single"): "b", ("fgsm@1", "single"): "c",
+                    ("apgd-ce@1", "single"): "c", ("square@1", "single"): "c",
+                    **{(t, "multi"): "a" for t in ("fgsm@1", "pgd@1", "apgd-ce@1", "square@1")}}  # clean's variance 9
+    assert rf.loc[("pgd@1", "single", "top1"), "r2"] > rf.loc[("pgd@1", "single", "all"), "r2"] - 0.02 > 0.95
+    # clean + pgd without a: clean unpredictable, pgd still is -> about (0 + 1) / 2.
+    assert 0.3 < rf.loc[("pgd@1", "multi", "without_top1"), "r2"] < 0.55
+    assert list(importances) == ["fgsm@1", "pgd@1", "apgd-ce@1", "square@1"]
+    assert importances["pgd@1"]["pgd@1"].idxmax() == "b" and importances["pgd@1"]["clean"].idxmax() == "a"
+    assert list(fig5.columns) == [f"clean + {t} without a" for t in ("fgsm@1", "pgd@1", "apgd-ce@1", "square@1")]
+    assert (fig5.loc["a"] == 0).all() and fig5["clean + pgd@1 without a"].idxmax() == "b"
+    x_train, _, y_train, _ = study.split(features[list("bcd")], targets[["clean", "pgd@1.0"]])
+    expected = study.Predictor("rf").fit(x_train, y_train).feature_importances_  # training split only
+    assert fig5["clean + pgd@1 without a"].drop("a").tolist() == expected.tolist()
+
+
+def test_fit_tasks_with_one_feature_has_no_table_3():
+    features, targets = synthetic(150)
+    r2, _, fig5 = study.fit_tasks(features[["a"]], targets, "cifar10", ("rf",))
+    assert "without_top1" not in set(r2["features"]) and fig5.empty
+
+
+def test_cheapest_subset_chooses_without_the_test_split():
+    """Scrambling the test rows' features changes the test R² but not what is chosen."""
+    features, targets = synthetic()
+    steps = study.cheapest_subset(features, targets)
+    assert steps["feature"].tolist() == ["b"] and steps["test r2"].iloc[0] > 0.95
+    _, x_test, _, _ = study.split(features, targets["pgd@1.0"])
+    scrambled = features.copy()
+    scrambled.loc[x_test.index] = np.random.default_rng(1).normal(size=(len(x_test), 4))
+    again = study.cheapest_subset(scrambled, targets)
+    assert again["feature"].tolist() == ["b"]
+    assert again["validation r2"].tolist() == steps["validation r2"].tolist()
+    assert again["test r2"].iloc[0] < 0.2 and again.attrs["full_test"] < 0.2
+
+
+def test_learning_curves_end_at_the_table_1_fit():
+    features, targets = synthetic()
+    curves = study.learning_curves(features, targets)
+    r2, _, _ = study.fit_tasks(features, targets, "cifar10", ("rf",))
+    table1 = r2[r2["features"] == "all"].set_index(["target", "objective"])["r2"]
+    last = curves.groupby("series").last()
+    assert last.loc["clean", "score"] == table1[("clean", "single")]
+    assert last.loc["clean + pgd@1", "score"] == table1[("pgd@1", "multi")]
+    assert (last["sd"] == 0).all() and (curves[curves["n"] < 240]["sd"] > 0).all()
+    assert curves["n"].unique().tolist() == [50, 100, 200, 240]
+
+
+def test_short_names_and_undefined_values():
+    assert [study.short_name(c) for c in ("pgd@1.0", "fgsm@0.5", "fog@3", "clean", "nats_test")] == [
+        "pgd@1", "fgsm@0.5", "fog@3", "clean", "nats_test"]
+    frame = pd.DataFrame({"x": [1.0, study.UNDEFINED, 3.0]})
+    assert study.without_undefined(frame)["x"].isna().tolist() == [False, True, False]
+
+
 def test_run_study_end_to_end(tmp_path):
     out = tmp_path / "report"
     markdown = study.run_study("cifar10", "suite", [], out, "robustnas study --out x", bench=SmallBench())
     assert markdown == out / "report.md"
     for name in ("report.html", "kendall-heatmap.png", "spearman-heatmap.png", "importance-pgd-1.png",
+                 "importance-without-top1.png",
                  "learning-curves.png", "r2-vs-paper.png", "r2-graph.png", "croze-table.csv", "proxy-subset.csv",
                  "predictor.npz", "predictor-graph.npz"):
         assert (out / name).stat().st_size > 0, name
@@ -151,6 +222,8 @@ def test_run_study_end_to_end(tmp_path):
     correlations = pd.read_csv(out / "correlations.csv")
     assert list(correlations.columns) == ["dataset", "proxy", "target", "kendall", "spearman"]
     assert len(correlations) == 13 * (1 + 11 + 7 + 7 + 7)  # clean + every attack at every epsilon
+    assert {"clean", "pgd@1", "fgsm@8", "square@0.5"} <= set(correlations["target"])  # r2.csv's names
+    assert not correlations["target"].str.endswith(".0").any()
     predictor = Predictor.load(out / "predictor.npz")
     assert predictor.targets == ["clean", "fgsm@1.0", "pgd@1.0", "apgd-ce@1.0", "square@1.0"]
     features = SmallBench().suite_zero("cifar10").drop(columns="val_accuracy")
@@ -191,7 +264,8 @@ def test_both_sources_report_the_gain_of_our_proxies(tmp_path, monkeypatch):
     monkeypatch.setattr(study, "load_features", lambda dataset, source, runs, bench: both)
     study.run_study("cifar10", "both", [], tmp_path, "x", bench=bench)
     text = (tmp_path / "report.md").read_text()
-    assert "| target | paper (rf) | ours rf | ours gb | best - paper | suite only rf (same archs) | gain from ours |" in text
+    assert ("| target | paper (rf) | ours rf | ours gb | best - paper | ours rf, 5 other splits | "
+            "suite only rf (same archs) | gain from ours |") in text
 
 
 def test_graph_frame_rows_are_the_cells_graph_features():

@@ -6,7 +6,6 @@ path. Rendering uses matplotlib's Agg backend, so no display is needed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
 
 import matplotlib
 
@@ -105,33 +104,21 @@ def importance_bars(importances: pd.DataFrame, path: str | Path, title: str, dec
     return _save(fig, path, bottom=0.04 if decorate else 0.0)
 
 
-def learning_curves(
-    curves: pd.DataFrame,
-    path: str | Path,
-    title: str,
-    full_scores: Mapping[str, float] | None = None,
-    ylabel: str = "test R²",
-) -> Path:
-    """Score against training-set size ``n`` (log x), one line with markers per ``series``.
-
-    ``full_scores`` maps a series to its score with all training data, drawn as a dashed line.
-    """
+def learning_curves(curves: pd.DataFrame, path: str | Path, title: str, ylabel: str = "test R²") -> Path:
+    """Score against training-set size ``n`` (log x), one line with markers per ``series``; where
+    the table has an ``sd`` column (repeated subsamples), a band of +- one sd around each line."""
     needed = {"n", "score", "series"}
     if curves.empty or not needed <= set(curves.columns):
         raise RobustnasError("learning curves need a non-empty table with columns n, score, series")
     if (curves["n"] <= 0).any():
         raise RobustnasError("learning curves need positive training-set sizes n (the x axis is logarithmic)")
-    names = list(dict.fromkeys(curves["series"]))
-    unknown = sorted(set(full_scores or {}) - set(names), key=str)
-    if unknown:
-        raise RobustnasError(f"full_scores names series not in the curves: {', '.join(map(str, unknown))}")
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
-    for name in names:
+    for name in dict.fromkeys(curves["series"]):
         line = curves[curves["series"] == name].sort_values("n")
         (drawn,) = ax.plot(line["n"], line["score"], marker="o", label=str(name))
-        if full_scores and name in full_scores:
-            ax.axhline(full_scores[name], linestyle="--", linewidth=1, color=drawn.get_color(),
-                       label=f"{name} (all data)")
+        if "sd" in line:
+            ax.fill_between(line["n"], line["score"] - line["sd"], line["score"] + line["sd"],
+                            color=drawn.get_color(), alpha=0.15, linewidth=0)
     ax.set_xscale("log")
     sizes = sorted(set(curves["n"]))
     ax.set_xticks(sizes, [f"{n:g}" for n in sizes])

@@ -1,4 +1,4 @@
-"""Statistics for the proxy-vs-robustness study: rank correlations, HRS, corruption groups,
+"""Statistics for the proxy-vs-robustness study: rank correlations, HRS, CRoZe's corruption groups,
 greedy feature subsets and learning curves. Pure functions, DataFrames in and out.
 
 Spec zero-cost-proxies-and-rf-study.md §4 (the seed paper's study on NAS-Bench-201) and
@@ -7,22 +7,14 @@ crose-and-arnas.md §A.7 (CRoZe's correlation protocol).
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from robustnas.bench.names import SEVERITIES, corruption_column
 from robustnas.errors import RobustnasError
 
-# The four CIFAR-C groups of Hendrycks & Dietterich (ICLR 2019), all 15 corruptions.
-HENDRYCKS_GROUPS: dict[str, tuple[str, ...]] = {
-    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
-    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
-    "weather": ("snow", "frost", "fog", "brightness"),
-    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
-}
 # CRoZe's corr.py grouping (crose-and-arnas.md §A.7): brightness counted as digital,
 # elastic_transform and pixelate left out.
 CROZE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -77,27 +69,6 @@ def harmonic_robustness(clean: pd.Series, robust: pd.Series) -> pd.Series:
     return hrs.rename("hrs")
 
 
-def corruption_groups(
-    targets: pd.DataFrame, groups: Mapping[str, Sequence[str]] = HENDRYCKS_GROUPS
-) -> pd.DataFrame:
-    """Mean accuracy per corruption group over its corruptions and the 5 severities.
-
-    Default: the standard Hendrycks & Dietterich grouping of all 15 corruptions. CRoZe's code
-    (crose-and-arnas.md §A.7) groups differently (``CROZE_GROUPS``: weather without brightness,
-    digital = contrast, brightness, jpeg; elastic_transform and pixelate unused) and averages
-    per-corruption Spearman values rather than accuracies. A NaN in a row makes its group NaN.
-    """
-    columns = {name: [corruption_column(c, s) for c in members for s in SEVERITIES] for name, members in groups.items()}
-    missing = [c for cols in columns.values() for c in cols if c not in targets.columns]
-    if missing:
-        raise RobustnasError(
-            f"targets lack corruption columns {', '.join(missing)}; pass a CIFAR table with all severities"
-        )
-    return pd.DataFrame(
-        {name: targets[cols].mean(axis=1, skipna=False) for name, cols in columns.items()}, index=targets.index
-    )
-
-
 def greedy_subset(
     score_fn: Callable[[list[str]], float], candidates: Sequence[str], target_fraction: float = 0.95
 ) -> pd.DataFrame:
@@ -146,16 +117,24 @@ def training_sizes(n_train: int, start: int = 50) -> list[int]:
     return [*sizes, n_train]
 
 
-def learning_curve(fit_score_fn: Callable[[int], float], sizes: Sequence[int]) -> pd.DataFrame:
-    """Score of a model trained on ``n`` examples, for each ``n`` in ``sizes`` (columns ``n, score``).
+def learning_curve(fit_score_fn: Callable[[int, int], float], sizes: Sequence[int], repeats: int = 1) -> pd.DataFrame:
+    """Mean and sd of the score of a model trained on ``n`` examples, for each ``n`` in ``sizes``
+    (columns ``n, score, sd``).
 
-    ``fit_score_fn(n)`` chooses the subsample, fits and scores (e.g. test R² on a fixed test split).
+    ``fit_score_fn(n, seed)`` draws the subsample of size ``n`` with ``seed``, fits and scores
+    (e.g. test R² on a fixed test split). Every size but the last is drawn ``repeats`` times
+    (seeds 0..repeats-1); the last is the whole training set, fitted once (seed 0, sd 0).
     """
     sizes = [int(n) for n in sizes]
     if not sizes or min(sizes) < 1:
         raise RobustnasError(f"sizes must be a non-empty list of positive integers, got {sizes}")
-    return pd.DataFrame({"n": sizes, "score": [float(fit_score_fn(n)) for n in sizes]})
-
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise RobustnasError(f"repeats must be a positive integer, got {repeats!r}")
+    rows = []
+    for i, n in enumerate(sizes):
+        scores = [float(fit_score_fn(n, seed)) for seed in range(repeats if i < len(sizes) - 1 else 1)]
+        rows.append((n, float(np.mean(scores)), float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0))
+    return pd.DataFrame(rows, columns=["n", "score", "sd"])
 
 def _pair(x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
     keep = np.isfinite(x) & np.isfinite(y)
