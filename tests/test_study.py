@@ -71,6 +71,8 @@ def test_croze_table_averages_spearman_per_group():
     assert row["clean"] == 1.0 and row["fgsm@8"] == -1.0 and row["fgsm@4"] == 1.0 and row["pgd@1"] == 1.0
     assert row["weather"] == pytest.approx(1 / 3) and row["noise"] == 1.0 and row["blur"] == -1.0
     assert row["digital"] == pytest.approx(-1 / 3)
+    # HRS with FGSM 8: 2 (p/40)(-p) / (p/40 - p) = 2p/39 rises with p although FGSM 8 itself falls.
+    assert row["hrs fgsm@8"] == pytest.approx(1.0, abs=1e-12) and row["hrs fgsm@4"] == pytest.approx(1.0, abs=1e-12)
     assert set(CROZE_GROUPS) == {"weather", "noise", "blur", "digital"}
 
 
