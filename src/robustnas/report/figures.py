@@ -96,7 +96,7 @@ def importance_bars(importances: pd.DataFrame, path: str | Path, title: str, dec
     ax.set_yticks(positions, [family_label(f) if decorate else f for f in features])
     ax.set_xlabel("importance")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     if decorate:
         present = dict.fromkeys(PROXY_FAMILIES[f] for f in (f.removeprefix("suite_") for f in features) if f in PROXY_FAMILIES)
         key = "   ".join(f"{FAMILY_SYMBOLS[family]} {family}" for family in present)
