@@ -235,6 +235,58 @@ def test_files_that_are_not_predictors(data, tmp_path: Path) -> None:
         Predictor.load(tmp_path / "loop.npz")
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a, m: (a, {k: v for k, v in m.items() if k != "random_state"}), r"bad field\(s\) \['random_state'\]"),
+        (lambda a, m: (a, m | {"features": [FEATURES[0]] * 3}), r"bad field\(s\) \['features'\]"),
+        (lambda a, m: (a, m | {"format_version": True}), "format version True"),
+        (lambda a, m: (a, m | {"learning_rate": float("nan")}), r"bad field\(s\) \['learning_rate'\]"),
+        (lambda a, m: (a | {"value": np.full_like(a["value"], np.nan)}, m), "NaN or inf in thresholds or leaf values"),
+        (lambda a, m: (a | {"importances": np.full_like(a["importances"], np.inf)}, m), "no importance per feature"),
+    ],
+    ids=["no random_state", "repeated feature", "bool version", "nan learning rate", "nan leaves", "inf importances"],
+)
+def test_corrupt_metadata_and_values_are_refused_at_load(data, tmp_path: Path, change, message) -> None:
+    x_train, _, y_train, _ = data
+    good = tmp_path / "good.npz"
+    Predictor("gb").fit(x_train[FEATURES[:3]], y_train["clean"]).save(good)
+    arrays = read_npz(good)
+    arrays, meta = change(arrays, json.loads(str(arrays["meta"][()])))
+    _rewrite(tmp_path / "bad.npz", arrays, meta)
+    with pytest.raises(RobustnasError, match=message):
+        Predictor.load(tmp_path / "bad.npz")
+
+
+def test_save_errors_and_atomic_write(data, tmp_path: Path, monkeypatch) -> None:
+    x_train, _, y_train, _ = data
+    fitted = Predictor("rf", np.int64(3)).fit(x_train, y_train["clean"])
+    assert fitted.random_state == 3 and type(fitted.random_state) is int
+    with pytest.raises(RobustnasError, match="random_state must be an integer or None, got 'x'"):
+        Predictor("rf", "x")
+    with pytest.raises(RobustnasError, match=f"cannot write the predictor to {tmp_path / 'no' / 'p.npz'}"):
+        fitted.save(tmp_path / "no" / "p.npz")
+    target = tmp_path / "p.npz"
+    fitted.save(target)
+    before = target.read_bytes()
+
+    def crash(stream, **arrays):
+        stream.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", crash)
+    with pytest.raises(RobustnasError, match="No space left on device"):
+        fitted.save(target)
+    assert target.read_bytes() == before and list(tmp_path.iterdir()) == [target]
+
+
+def test_score_needs_two_rows(data) -> None:
+    x_train, x_test, y_train, y_test = data
+    fitted = Predictor("rf").fit(x_train, y_train["clean"])
+    with pytest.raises(RobustnasError, match="X has 1 rows; R² needs at least 2"):
+        fitted.score(x_test.iloc[:1], y_test["clean"].iloc[:1])
+
+
 def test_saved_file_holds_no_python_objects(data, tmp_path: Path) -> None:
     x_train, _, y_train, _ = data
     path = tmp_path / "rf.npz"

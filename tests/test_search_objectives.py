@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -172,6 +173,24 @@ def test_predictor_objective_errors(predictor_file):
     bogus = Predictor("gb").fit(pd.DataFrame({"bogus": [1.0, 2.0, 3.0]}), pd.Series([1.0, 2.0, 3.0]))
     with pytest.raises(RobustnasError, match="feature.s. bogus are neither proxies nor NB201 graph features"):
         PredictorObjective(bogus, source)
+
+
+def test_predictor_fitted_on_other_proxy_settings_warns(tmp_path):
+    x = pd.DataFrame({"params": [1.0, 2.0, 3.0, 4.0]})
+    fitted = Predictor("rf").fit(x, pd.Series([0.1, 0.2, 0.3, 0.4], name="clean"))
+    fitted.fitted_on = {"dataset": "cifar10", "proxy_settings": [{"scoring": SETTINGS.value_config(), "seed": 0}]}
+    fitted.save(tmp_path / "p.npz")
+    with Store(tmp_path / "s.sqlite") as store:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            PredictorObjective(tmp_path / "p.npz", LiveProxies(SETTINGS, store))  # as fitted: silent
+        other = replace(SETTINGS, data="/elsewhere/images.npz", seed=3)
+        with pytest.warns(UserWarning, match=r"scored with .*'data': None.* 'seed': 0\}; this search scores them "
+                                             r"with .*'data': '/elsewhere/images.npz'.* 'seed': 3\}: pass the same"):
+            PredictorObjective(tmp_path / "p.npz", LiveProxies(other, store))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            PredictorObjective(tmp_path / "p.npz", table(params=[1.0, 2.0]))  # a proxy table: nothing to compare
 
 
 def test_undefined_is_the_study_sentinel():

@@ -101,6 +101,9 @@ def test_run_features_maps_isomorphs_to_representatives(tmp_path):
         study.run_features("cifar100", [run], bench)
     with pytest.raises(RobustnasError, match="pass --runs"):
         study.run_features("cifar10", [], bench)
+    # What a live search source states for the same settings (the default score --batch-size is 64).
+    expected = {"scoring": {"space": "nb201", "dataset": "cifar10", "data": None, "batch_size": 64}, "seed": 0}
+    assert study.proxy_settings([run, run]) == [expected]
 
 
 def test_undefined_values_become_the_suite_sentinel(tmp_path):
@@ -228,6 +231,9 @@ def test_run_study_end_to_end(tmp_path):
     assert not correlations["target"].str.endswith(".0").any()
     predictor = Predictor.load(out / "predictor.npz")
     assert predictor.targets == ["clean", "fgsm@1.0", "pgd@1.0", "apgd-ce@1.0", "square@1.0"]
+    assert predictor.fitted_on == {"space": "nb201", "dataset": "cifar10", "features": "suite",
+                                   "study": "robustnas study --out x", "proxy_settings": []}
+    assert Predictor.load(out / "predictor-graph.npz").fitted_on == predictor.fitted_on
     features = SmallBench().suite_zero("cifar10").drop(columns="val_accuracy")
     assert predictor.predict(features).shape == (SMALL, 5)
     page = (out / "report.html").read_text()

@@ -8,6 +8,8 @@ output can differ from call to call in the last bits (~1e-15).
 from __future__ import annotations
 
 import json
+import math
+import os
 import warnings
 from pathlib import Path
 
@@ -62,8 +64,14 @@ class Predictor:
             raise RobustnasError(
                 f"unknown model kind {model!r}: use 'rf' (random forest, spec §4.3) or 'gb' (gradient boosting)"
             )
+        if random_state is not None and (isinstance(random_state, bool)
+                                         or not isinstance(random_state, (int, np.integer))):
+            raise RobustnasError(f"random_state must be an integer or None, got {random_state!r}")
         self.model = model
-        self.random_state = random_state
+        self.random_state = None if random_state is None else int(random_state)
+        # What the features and targets came from (JSON-able; saved with the file), e.g. the study's
+        # dataset and the scoring settings of its proxies, so a user of the file can check them.
+        self.fitted_on: dict = {}
         self._fitted: dict | None = None
 
     # ---- fitting and predicting ------------------------------------------------------------------
@@ -108,6 +116,8 @@ class Predictor:
     def score(self, X: pd.DataFrame, y: pd.DataFrame | pd.Series) -> float:
         """Test R² of the predictions for ``X`` against ``y``, mean over targets (spec §4.3)."""
         _check_rows(X, y)
+        if len(X) < 2:
+            raise RobustnasError(f"X has {len(X)} rows; R² needs at least 2")
         y_values = _select(_target_frame(y), self.targets, "y", "target").to_numpy(dtype=np.float64)
         predicted = self.predict(X)
         return r2(y_values[:, 0] if len(self.targets) == 1 else y_values, predicted)
@@ -150,13 +160,25 @@ class Predictor:
             "features": fitted["features"],
             "targets": fitted["targets"],
             "sklearn_version": sklearn.__version__,
+            "fitted_on": self.fitted_on,
         } | {key: fitted[key] for key in _MODEL_META[self.model]}
+        try:
+            meta_text = json.dumps(meta, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise RobustnasError(f"fitted_on must hold JSON values (str, numbers, lists, dicts): {error}") from None
         arrays = fitted["trees"].arrays() | {
             "importances": fitted["importances"],
-            "meta": np.array(json.dumps(meta)),
+            "meta": np.array(meta_text),
         }
-        with open(path, "wb") as stream:
-            np.savez_compressed(stream, **arrays)
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with open(partial, "wb") as stream:
+                np.savez_compressed(stream, **arrays)
+            os.replace(partial, path)  # a crash while writing never leaves a truncated predictor
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise RobustnasError(f"cannot write the predictor to {path}: {error.strerror or error}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> Predictor:
@@ -164,10 +186,12 @@ class Predictor:
         arrays = read_npz(Path(path))
         meta = _read_meta(arrays, path)
         predictor = cls(meta["model"], meta["random_state"])
+        predictor.fitted_on = meta.get("fitted_on", {})  # files saved before it existed have none
         features = meta["features"]
         trees = TreeArrays.from_arrays(arrays, len(features), str(path))
         importances = arrays.get("importances")
-        if importances is None or importances.shape != (len(features),) or importances.dtype.kind != "f":
+        if (importances is None or importances.shape != (len(features),) or importances.dtype.kind != "f"
+                or not np.isfinite(importances).all()):
             raise RobustnasError(f"{path}: corrupt predictor file (no importance per feature); save it again")
         _check_tree_count(meta, trees, path)
         predictor._fitted = {
@@ -288,7 +312,7 @@ def _read_meta(arrays: dict[str, np.ndarray], path: str | Path) -> dict:
         raise RobustnasError(f"{path}: corrupt predictor metadata ({error}); save it again") from None
     if not isinstance(meta, dict) or meta.get("format") != FILE_FORMAT:
         raise RobustnasError(f"{path}: not a robustnas predictor file (format is not {FILE_FORMAT!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if type(meta.get("format_version")) is not int or meta["format_version"] != FORMAT_VERSION:
         raise RobustnasError(
             f"{path}: predictor file format version {meta.get('format_version')!r}, this robustnas reads "
             f"version {FORMAT_VERSION}: fit and save the predictor again"
@@ -296,18 +320,21 @@ def _read_meta(arrays: dict[str, np.ndarray], path: str | Path) -> dict:
     model = meta.get("model")
     if model not in MODELS:
         raise RobustnasError(f"{path}: corrupt predictor metadata (model {model!r} is not one of {list(MODELS)})")
-    wrong = [key for key, ok in _META_CHECKS[model].items() if not ok(meta.get(key))]
+    wrong = [key for key, ok in _META_CHECKS[model].items() if key not in meta or not ok(meta[key])]
+    if not isinstance(meta.get("fitted_on", {}), dict):
+        wrong.append("fitted_on")
     if wrong:
         raise RobustnasError(f"{path}: corrupt predictor metadata (bad field(s) {wrong}); save it again")
     return meta
 
 
 def _names_ok(value: object) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(name, str) for name in value)
+    return (isinstance(value, list) and bool(value) and all(isinstance(name, str) for name in value)
+            and len(set(value)) == len(value))
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 _COMMON_CHECKS = {

@@ -112,6 +112,8 @@ def _problem(arrays: dict[str, np.ndarray], n_features: int) -> str | None:
     nodes = len(left)
     if any(len(arrays[name]) != nodes for name in NAMES[2:]):
         return "arrays of different lengths"
+    if not (np.isfinite(arrays["threshold"]).all() and np.isfinite(arrays["value"]).all()):
+        return "NaN or inf in thresholds or leaf values"
     sizes = np.diff(starts)
     if len(starts) < 2 or starts[0] != 0 or np.any(sizes < 1) or starts[-1] != nodes:
         return "tree starts do not partition the nodes"

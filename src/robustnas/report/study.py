@@ -147,6 +147,21 @@ def run_features(dataset: str, runs: list[Path], bench: Benchmark) -> pd.DataFra
     return combined[~combined.index.duplicated()].sort_index()
 
 
+def proxy_settings(runs: list[Path]) -> list[dict]:
+    """The distinct settings our proxy values were scored with, as a live search source states
+    them (``{"scoring": value_config, "seed": seed}``): saved with the study's predictors."""
+    from robustnas.scoring import ScoreSettings, read_settings
+
+    found = []
+    for run in runs:
+        settings = read_settings(run)
+        scored = ScoreSettings(**settings | {"proxies": tuple(settings["proxies"])})
+        entry = {"scoring": scored.value_config(), "seed": scored.seed}
+        if entry not in found:
+            found.append(entry)
+    return found
+
+
 def load_features(dataset: str, source: str, runs: list[Path], bench: Benchmark) -> pd.DataFrame:
     if source not in SOURCES:
         raise RobustnasError(f"--features must be one of {', '.join(SOURCES)}, got {source!r}")
@@ -371,8 +386,12 @@ def run_study(dataset: str, source: str, runs: list[Path], out: Path, command: s
 
     _beyond_section(doc, features, targets, r2, out, dataset)
     predictor_targets = ["clean", *(f"{a}@{STUDY_EPS}" for a in ATTACKS)]
-    Predictor("rf").fit(features, targets[predictor_targets]).save(out / "predictor.npz")
-    Predictor("rf").fit(graph_frame(features.index), targets[predictor_targets]).save(out / "predictor-graph.npz")
+    fitted_on = {"space": "nb201", "dataset": dataset, "features": source, "study": command,
+                 "proxy_settings": proxy_settings(runs) if source != "suite" else []}
+    for name, x in (("predictor.npz", features), ("predictor-graph.npz", graph_frame(features.index))):
+        predictor = Predictor("rf").fit(x, targets[predictor_targets])
+        predictor.fitted_on = fitted_on
+        predictor.save(out / name)
     doc.heading("Saved predictors")
     doc.text(f"Random forests fitted on all {len(rows)} architectures, targets {', '.join(predictor_targets)}; "
              "load one with `robustnas.predict.Predictor.load(path)` (no pickle) and call `.predict(frame)`:")

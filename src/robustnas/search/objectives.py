@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import tempfile
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -307,9 +308,22 @@ class PredictorObjective(Objective):
                 f"the predictor uses NB201 graph features ({self.graph[0]}, ...); it cannot search {space_name}"
             )
         if self.proxies and source is None:
-            raise RobustnasError("the predictor's proxy features need a proxy source")
+            raise RobustnasError("the predictor's proxy features need a proxy source (live proxies or a proxy table)")
         self.source = source
         self.names = (f"predictor:{self.target}",)
+        self._warn_if_scored_differently()
+
+    def _warn_if_scored_differently(self) -> None:
+        """A predictor fitted on proxies scored with other data, batch or seed (``fitted_on``, saved by
+        the study) still runs, but visibly: its predictions assume the values it was fitted on."""
+        fitted = self.predictor.fitted_on.get("proxy_settings") or []
+        current = self.source.config() if self.proxies and self.source is not None else {}
+        if fitted and current.get("source") == "live":
+            here = {"scoring": current["scoring"], "seed": current["seed"]}
+            if here not in fitted:
+                warnings.warn(f"the predictor's proxies were scored with {fitted[0]}; this search scores them "
+                              f"with {here}: pass the same --dataset, --data, --batch-size and --proxy-seed as "
+                              "the scoring runs it was fitted on", stacklevel=3)
 
     def config(self) -> dict[str, Any]:
         source = self.source.config() if self.proxies and self.source is not None else None
