@@ -168,6 +168,8 @@ def test_predictor_objective_errors(predictor_file):
         PredictorObjective(path, source, "robust")
     with pytest.raises(RobustnasError, match="no target 'fgsm'; its targets: clean, pgd"):
         PredictorObjective(path, source, "clean+fgsm")
+    with pytest.raises(RobustnasError, match="target 'clean\\+pgd\\+clean' names an output twice"):
+        PredictorObjective(path, source, "clean+pgd+clean")
     with pytest.raises(RobustnasError, match=r"graph features \(edge12_none, ...\); it cannot search darts"):
         PredictorObjective(path, source, space="darts")
     bogus = Predictor("gb").fit(pd.DataFrame({"bogus": [1.0, 2.0, 3.0]}), pd.Series([1.0, 2.0, 3.0]))

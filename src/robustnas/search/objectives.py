@@ -291,6 +291,8 @@ class PredictorObjective(Objective):
         missing = [name for name in summed if name not in targets]
         if missing:
             raise RobustnasError(f"the predictor has no target {missing[0]!r}; its targets: {', '.join(targets)}")
+        if len(set(summed)) != len(summed):
+            raise RobustnasError(f"target {self.target!r} names an output twice; sum each target once")
         self._columns = [targets.index(name) for name in summed]
         load_all()
         features = self.predictor.features
