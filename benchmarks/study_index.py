@@ -50,7 +50,8 @@ def main() -> None:
              "ImageNet16-120 FGSM is 0.611 +- 0.023 over 10 splits, within 0.05 of the paper (0.594 is its "
              "split). CIFAR-100 has no suite copy: our proxies on the 1,000-architecture sample; on CIFAR-10 "
              "the same sample instead of all 6,144 classes costs 0.06-0.14 R² (Square most), which with the "
-             "split spread (sd up to 0.09) accounts for the CIFAR-100 gaps.", ""]
+             "split spread (sd up to 0.09) accounts for most CIFAR-100 gaps; Square stays about 0.12 (1.3 sd) "
+             "below the paper after both.", ""]
     for report in sorted(p for p in STUDY.iterdir() if (p / "r2.csv").exists()):
         lines += [f"## [{report.name}]({report.name}/report.md)", "", markdown_table(table1(report), "{:.3f}"), "",
                   "Beyond the paper: the same forest on the cell-graph features (`graph`) and on both:", "",
