@@ -271,7 +271,7 @@ def learning_curves(features: pd.DataFrame, targets: pd.DataFrame, label: str = 
             return Predictor("rf").fit(x_train.iloc[rows], y_train.iloc[rows]).score(x_test, y_test)
 
         curve = learning_curve(fit_score, training_sizes(len(x_train)), repeats=CURVE_REPEATS)
-        curve["series"] = " + ".join(c.replace(f"@{STUDY_EPS}", f"@{STUDY_EPS:g}") for c in task.columns) + label
+        curve["series"] = " + ".join(short_name(c) for c in task.columns) + label
         curves.append(curve)
     return pd.concat(curves, ignore_index=True)
 
