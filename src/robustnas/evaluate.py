@@ -23,7 +23,6 @@ again) and writes DIR/evaluation.json and DIR/evaluation.md after every suite it
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, fields
@@ -37,6 +36,7 @@ from torch import nn
 from robustnas.attacks import ATTACKS, EPS, frozen_eval, make_attack, sanity_checks
 from robustnas.corruptions import CORRUPTIONS, SEVERITIES, corrupt, table_for
 from robustnas.errors import RobustnasError
+from robustnas.files import replace_file
 from robustnas.progress import LoopProgress
 from robustnas.train.batches import Pixels, as_pixels, eval_batches
 
@@ -370,8 +370,8 @@ def _header(loaded: Any, test: Any) -> list[str]:
 def write_reports(out_dir: Path, result: dict[str, Any], header: Sequence[str] = ()) -> None:
     """OUT/evaluation.json (the result) and OUT/evaluation.md, each replaced atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _replace(out_dir / JSON_FILE, json.dumps(result, indent=2) + "\n")
-    _replace(out_dir / MARKDOWN_FILE, markdown(result, header))
+    replace_file(out_dir / JSON_FILE, json.dumps(result, indent=2) + "\n")
+    replace_file(out_dir / MARKDOWN_FILE, markdown(result, header))
 
 
 def summary_table(result: dict[str, Any]) -> str:
@@ -413,8 +413,3 @@ def _setting(key: str, value: Any) -> str:
         return f"{len(value)} (CIFAR-10-C)"
     return str(value)
 
-
-def _replace(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)

@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from robustnas.files import atomic_write
+
 CACHE_ENV = "ROBUSTNAS_CACHE"
 _FORMAT_VERSION = "1"  # bump when the decoded content for the same key would change
 
@@ -47,11 +49,10 @@ def cached_images(label: str, key: str, build: Callable[[], dict[str, np.ndarray
     arrays = build()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f"{name}.{os.getpid()}.partial"
-        np.save(f"{partial}.npy", arrays["images"])
-        os.replace(f"{partial}.npy", pixels)
-        np.savez(f"{partial}.npz", **{field: value for field, value in arrays.items() if field != "images"})
-        os.replace(f"{partial}.npz", meta)
+        with atomic_write(pixels) as handle:
+            np.save(handle, arrays["images"])
+        with atomic_write(meta) as handle:
+            np.savez(handle, **{field: value for field, value in arrays.items() if field != "images"})
     except OSError as error:
         warnings.warn(f"could not write the decoded-image cache {folder / name}: {error}", stacklevel=2)
     return arrays

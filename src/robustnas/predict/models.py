@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from robustnas.data.safe_npz import read_npz
 from robustnas.errors import RobustnasError
+from robustnas.files import atomic_write
 from robustnas.predict.trees import TreeArrays
 
 MODELS = ("rf", "gb")
@@ -171,13 +171,10 @@ class Predictor:
             "meta": np.array(meta_text),
         }
         path = Path(path)
-        partial = path.with_name(path.name + ".partial")
         try:
-            with open(partial, "wb") as stream:
+            with atomic_write(path) as stream:  # a crash while writing never leaves a truncated predictor
                 np.savez_compressed(stream, **arrays)
-            os.replace(partial, path)  # a crash while writing never leaves a truncated predictor
         except OSError as error:
-            partial.unlink(missing_ok=True)
             raise RobustnasError(f"cannot write the predictor to {path}: {error.strerror or error}") from None
 
     @classmethod

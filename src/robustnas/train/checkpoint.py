@@ -8,7 +8,6 @@ epoch (``config.lr_at``), so the epoch is its whole state.
 """
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from robustnas.errors import RobustnasError
+from robustnas.files import atomic_write
 
 FORMAT = "robustnas-train-checkpoint"
 VERSION = 1
@@ -60,12 +60,8 @@ def seed_everything(seed: int) -> None:
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write to a temporary file in the same folder, flush to disk, then rename over ``path``,
     so a kill at any moment leaves either the old or the new checkpoint, never a partial one."""
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as handle:
+    with atomic_write(path) as handle:
         torch.save({"format": FORMAT, "version": VERSION, **payload}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

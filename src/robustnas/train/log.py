@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
+
+from robustnas.files import replace_file
 
 COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_clean_acc", "val_pgd_acc", "seconds")
 
@@ -18,7 +19,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({key: "" if row[key] is None else row[key] for key in COLUMNS})
-    _replace(path, text.getvalue().encode())
+    replace_file(path, text.getvalue())
 
 
 def read_csv(path: Path) -> list[dict[str, float | int | None]]:
@@ -56,11 +57,5 @@ def plot_curves(path: Path, rows: list[dict[str, Any]], title: str, train_label:
     figure.suptitle(title, fontsize=10)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
-    _replace(path, buffer.getvalue())
+    replace_file(path, buffer.getvalue())
 
-
-def _replace(path: Path, data: bytes) -> None:
-    """Atomic write: temporary file in the same folder, then rename."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)

@@ -19,6 +19,7 @@ from torch import nn
 
 from robustnas.attacks import PGD, accuracy, robust_accuracy
 from robustnas.errors import RobustnasError
+from robustnas.files import atomic_write
 from robustnas.progress import LoopProgress
 from robustnas.train.batches import Pixels, as_pixels, epoch_batches, eval_batches
 from robustnas.train.checkpoint import (
@@ -111,9 +112,8 @@ def train(
 
 def _save_final(path: Path, model: nn.Module) -> None:
     """final.pt: the state dict only (load with ``torch.load(path, weights_only=True)``)."""
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(model.state_dict(), partial)
-    partial.replace(path)
+    with atomic_write(path) as handle:
+        torch.save(model.state_dict(), handle)
 
 
 def _device(model: nn.Module, config: TrainConfig) -> torch.device:

@@ -1,0 +1,39 @@
+"""Atomic file writes: a kill at any moment leaves the old file or the new one, never a torn one.
+
+Every result robustnas rewrites in place (checkpoints, weights, logs, reports, predictors, the
+decoded-image cache) goes through :func:`atomic_write`: a temporary file in the same folder, flushed
+to disk, then renamed over the target (``os.replace`` is atomic on POSIX and Windows).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary handle whose content replaces ``path`` only when the ``with`` block ends without error.
+
+    The temporary name carries the process id, so two processes writing the same file never
+    share a temporary; on any error the temporary is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def replace_file(path: str | Path, content: bytes | str) -> None:
+    """Atomically set the content of ``path`` (text is written as UTF-8)."""
+    with atomic_write(path) as handle:
+        handle.write(content.encode() if isinstance(content, str) else content)
