@@ -33,6 +33,7 @@ from robustnas.data import (
 )
 from robustnas.data.folders import ZipContainer
 from robustnas.data.loader import EMBEDDED_SAMPLE
+from robustnas.data.safe_npz import read_npz
 from robustnas.errors import RobustnasError
 
 RAW_CIFAR10 = "cifar10/cifar10-raw-subset.npz"
@@ -567,6 +568,20 @@ def test_npz_header_shapes_are_checked_before_allocating(tmp_path: Path) -> None
     negative = {"descr": "|u1", "fortran_order": False, "shape": (-4, -8, 8, 3)}
     path = npz_with_header(tmp_path / "negative.npz", "x_train", negative, IMAGES.tobytes())
     raises_one_line(lambda: load_dataset(path), "array 'x_train': its header claims an impossible shape")
+
+
+def test_npz_arrays_larger_than_memory_are_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
+    # 4 MB of zeros compress to a few kB: the zip's own sizes are consistent, only the total is too big.
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x_train=np.zeros((4, 1000, 1000), np.uint8), y_train=np.zeros(4, np.int64))
+    assert path.stat().st_size < 50_000
+    monkeypatch.setattr("robustnas.data.safe_npz.physical_memory", lambda: 4_000_031)
+    raises_one_line(
+        lambda: describe(path),
+        "bomb.npz: its arrays need 4,000,032 bytes but this machine has 4,000,031 bytes of memory; split the file",
+    )
+    monkeypatch.setattr("robustnas.data.safe_npz.physical_memory", lambda: 4_000_032)
+    assert read_npz(path)["x_train"].shape == (4, 1000, 1000)
 
 
 @pytest.mark.parametrize(

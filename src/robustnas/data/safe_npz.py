@@ -4,11 +4,15 @@
 ``allow_pickle``, and allocate whatever shape a corrupt ``.npy`` header claims (10**13 rows ->
 MemoryError). Here each ``.npy`` member's header (NEP 1 format) is read first: arrays of Python
 objects are refused by name (they would need unpickling), and a shape whose byte size exceeds
-the bytes the member holds is rejected as corrupt. Members not named ``*.npy`` are ignored.
+the bytes the member holds is rejected as corrupt, and arrays whose total size exceeds the
+machine's physical memory are refused before any is read (a small compressed file can claim
+terabytes; Linux would rather kill the process than raise MemoryError). Members not named
+``*.npy`` are ignored.
 """
 from __future__ import annotations
 
 import math
+import os
 import zipfile
 from pathlib import Path
 
@@ -20,17 +24,40 @@ from robustnas.errors import RobustnasError
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """All arrays of the ``.npz`` file at ``path`` by name (``x_train`` for ``x_train.npy``)."""
-    arrays = {}
     with open_zip(path, ".npz file") as archive:
-        for info in archive.infolist():
-            if info.filename.endswith(".npy"):
-                name = info.filename.removesuffix(".npy")
-                arrays[name] = _read_member(f"{path}: array '{name}'", archive, info)
-    return arrays
+        members = {
+            info.filename.removesuffix(".npy"): info for info in archive.infolist() if info.filename.endswith(".npy")
+        }
+        shapes = {name: _checked_shape(_where(path, name), archive, info) for name, info in members.items()}
+        _check_fits_in_memory(path, sum(claimed for _, claimed in shapes.values()))
+        return {
+            name: _read_member(_where(path, name), archive, info, shapes[name][0]) for name, info in members.items()
+        }
 
 
-def _read_member(where: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    shape = _checked_shape(where, archive, info)
+def _where(path: Path, name: str) -> str:
+    return f"{path}: array '{name}'"
+
+
+def _check_fits_in_memory(path: Path, total_bytes: int) -> None:
+    """Refuse arrays larger in total than the machine's physical memory (where the OS reports it)."""
+    memory = physical_memory()
+    if memory is not None and total_bytes > memory:
+        raise RobustnasError(
+            f"{path}: its arrays need {total_bytes:,} bytes but this machine has {memory:,} bytes of memory; "
+            "split the file or use a machine with more memory"
+        )
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _read_member(where: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, shape: tuple[int, ...]) -> np.ndarray:
     try:
         with archive.open(info) as stream:
             return npy_format.read_array(stream, allow_pickle=False)
@@ -40,8 +67,8 @@ def _read_member(where: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) ->
         raise RobustnasError(f"{where}: not readable (truncated or corrupt?): {_reason(error)}") from None
 
 
-def _checked_shape(where: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, ...]:
-    """The shape in the member's header, once its dtype and byte size are known to be loadable."""
+def _checked_shape(where: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], int]:
+    """The shape in the member's header and its byte size, once its dtype and size are known to be loadable."""
     try:
         with archive.open(info) as stream:
             version = npy_format.read_magic(stream)
@@ -68,7 +95,7 @@ def _checked_shape(where: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) 
             f"{where}: its header claims shape {list(shape)} of {dtype} ({claimed:,} bytes) but the "
             f"file holds {data_bytes:,} bytes of data (truncated or corrupt?)"
         )
-    return shape
+    return shape, claimed
 
 
 def _reason(error: BaseException) -> str:
