@@ -288,6 +288,21 @@ def test_parse_objective_errors_are_one_line(parse, spec, options, message):
     assert "\n" not in str(error.value)
 
 
+def test_predictor_paths_may_hold_commas_and_colons(parse, predictor_file, tmp_path):
+    folder = tmp_path / "runs,v2:final"
+    folder.mkdir()
+    path = folder / "rf,a.npz"
+    path.write_bytes(predictor_file[0].read_bytes())
+    assert parse(f"predictor:{path}").names == ("predictor:clean",)
+    both = parse(f"synflow, predictor:{path}:pgd ,bench:clean")
+    assert isinstance(both, Combined) and both.names == ("synflow", "predictor:pgd", "bench:clean")
+    assert both.objectives[1].predictor.targets == ["clean", "pgd"]
+    with pytest.raises(RobustnasError, match=re.escape(f"predictor file '{tmp_path}/runs' not found")):
+        parse(f"predictor:{folder}/rf,b.npz")  # no join of the pieces exists: cut at the first comma
+    with pytest.raises(RobustnasError, match=re.escape("predictor file 'missing.npz:pgd' not found")):
+        parse("predictor:missing.npz:pgd")
+
+
 def test_parse_predictor_errors(parse, predictor_file):
     path = predictor_file[0]
     with pytest.raises(RobustnasError, match="no target 'nope'"):

@@ -490,7 +490,7 @@ def parse_objective(
     """The objective named by ``spec`` (see the module docstring); commas make a ``Combined`` one,
     and ``max_latency_ms`` wraps the result in a ``Constrained`` (NB201 only)."""
     space_name = space.name if isinstance(space, SearchSpace) else space
-    parts = [part.strip() for part in spec.split(",")]
+    parts = _split_objectives(spec)
     if not spec.strip() or not all(parts):
         raise RobustnasError(f"empty objective in {spec!r}; give {OBJECTIVE_GRAMMAR}, several separated by commas")
     if any(part.startswith(("bench:", "latency:")) for part in parts) or max_latency_ms is not None:
@@ -500,6 +500,29 @@ def parse_objective(
     if max_latency_ms is not None:
         objective = Constrained(objective, max_latency_ms, latency_device, dataset, bench)
     return objective
+
+
+def _split_objectives(spec: str) -> list[str]:
+    """The comma-separated objectives of ``spec``; a ``predictor:`` path that holds commas stays whole
+    where joining the following pieces names an existing predictor file (the longest such join wins)."""
+    pieces = spec.split(",")
+    parts, start = [], 0
+    while start < len(pieces):
+        end = start + 1
+        if pieces[start].strip().startswith("predictor:"):
+            end = next(
+                (stop for stop in range(len(pieces), start, -1)
+                 if _names_a_file(",".join(pieces[start:stop]).strip().removeprefix("predictor:"))),
+                end,
+            )
+        parts.append(",".join(pieces[start:end]).strip())
+        start = end
+    return parts
+
+
+def _names_a_file(rest: str) -> bool:
+    """Whether ``PATH`` or ``PATH:TARGET`` names an existing file."""
+    return Path(rest).is_file() or Path(rest.rpartition(":")[0]).is_file()
 
 
 def _benchmark_for(space: str, bench: Benchmark | None) -> Benchmark:
@@ -527,9 +550,9 @@ def _parse_one(part: str, space: str, dataset: str, source: ProxySource | None, 
 
 
 def _parse_predictor(rest: str, space: str, source: ProxySource | None) -> PredictorObjective:
-    """``PATH`` or ``PATH:TARGET`` (a path that exists as a whole wins, so paths may hold colons)."""
+    """``PATH`` or ``PATH:TARGET`` (a path that exists as a whole wins, so paths may hold colons and commas)."""
     path, target = rest, None
-    if not Path(rest).is_file() and ":" in rest:
+    if not Path(rest).is_file() and Path(rest.rpartition(":")[0]).is_file():
         path, _, target = rest.rpartition(":")
     if not Path(path).is_file():
         raise RobustnasError(f"predictor file {path!r} not found; give predictor:PATH[:TARGET] with a saved Predictor")
