@@ -74,8 +74,8 @@ def rebuilt(run_dir: Path) -> torch.nn.Module:
     return model.eval()
 
 
-def first_test_images(npz: Path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    test = load_dataset(npz, "cifar10", split="test")
+def first_test_images(path: Path, n: int, dataset: str = "cifar10") -> tuple[torch.Tensor, torch.Tensor]:
+    test = load_dataset(path, dataset, split="test")
     x = torch.from_numpy(test.images[:n].transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255))
     return x, torch.from_numpy(test.labels[:n].copy())
 
@@ -187,6 +187,38 @@ def test_model_specs_of_the_other_networks():
         spec = ModelSpec.from_arch(arch, space, "cifar10", 10)
         again = ModelSpec.from_json(json.loads(json.dumps(spec.to_json())), Path("model.json"))
         assert again == spec and sum(p.numel() for p in again.build().parameters()) == params
+
+
+def test_arnas_on_tiny_imagenet_is_the_size_arnas_trains():
+    from robustnas.train.model_spec import ModelSpec
+
+    # crose-and-arnas.md §B.5: C=84, 14 cells, 5.41 M parameters for Tiny-ImageNet-200's 200 classes
+    for dataset in ("tiny-imagenet-200", "Tiny-ImageNet"):
+        spec = ModelSpec.from_arch("ARNAS", "arnas", dataset, 200)
+        assert spec.options == {"C": 84, "layers": 14}
+        assert sum(p.numel() for p in spec.build().parameters()) == 5405684
+    assert ModelSpec.from_arch("DARTS_V2", "darts", "tiny-imagenet-200", 200).options == {"C": 36, "layers": 20}
+
+
+def test_train_and_evaluate_on_tiny_imagenet(shared_data, tmp_path, capsys):
+    data = shared_data / "tiny-imagenet-200" / "tiny-imagenet-200-subset.zip"
+    out = tmp_path / "tiny"
+    argv = train_argv(data, out, adversarial="none")
+    argv[argv.index("cifar10")] = "tiny-imagenet-200"
+    argv[argv.index("--limit") + 1] = "64"
+    code, printed, _ = run(capsys, *argv)
+    assert code == 0 and "64 training images; held-out 32 images" in printed
+    record = json.loads((out / "model.json").read_text())
+    assert (record["dataset"], record["num_classes"]) == ("tiny-imagenet-200", 200)
+    code, printed, _ = run(capsys, "evaluate", "--checkpoint", str(out), "--suite", "clean,fgsm,corruptions",
+                           "--n", "16", "--batch-size", "16")
+    result = json.loads((out / "evaluation.json").read_text())
+    assert code == 0 and result["n"] == 16 and result["settings"]["corruptions"]["table"] == "imagenet"
+    assert all((result[key] * 16).is_integer() for key in ("clean", "fgsm"))
+    x, y = first_test_images(data, 16, "tiny-imagenet-200")
+    with torch.no_grad():
+        expected = (rebuilt(out)(x).argmax(1) == y).float().mean().item()
+    assert result["clean"] == pytest.approx(expected, abs=1e-12)
 
 
 # ---- evaluate ------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import sys
 from typing import Callable, Sequence
 
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+# train and evaluate also take the transfer datasets of ARNAS (crose-and-arnas.md §B.6)
+TRAIN_DATASETS = (*DATASETS, "svhn", "tiny-imagenet-200")
 SPACES = ("nb201", "darts", "arnas")
 
 
@@ -411,7 +413,11 @@ def _add_train(commands: argparse._SubParsersAction, arch_help: str) -> None:
     )
     train.add_argument("--arch", required=True, help=f"{arch_help}; or resnet18 (PreAct ResNet-18)")
     train.add_argument("--space", choices=SPACES, help="search space of --arch (default nb201; not with resnet18)")
-    train.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    train.add_argument(
+        "--dataset", choices=TRAIN_DATASETS, default="cifar10",
+        help="images of any size; on tiny-imagenet-200 ARNAS nets are C=84 with 14 cells, as ARNAS trains them "
+        "(default cifar10)",
+    )
     train.add_argument("--data", help="dataset file or folder (default: the embedded CIFAR-10 sample)")
     train.add_argument(
         "--adversarial", choices=("none", "pgd", "trades"), default="none",

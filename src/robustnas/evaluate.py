@@ -410,6 +410,6 @@ def _setting(key: str, value: Any) -> str:
     if key in ("eps", "step") and isinstance(value, float):
         return f"{value * 255:g}/255"
     if key == "corruptions":
-        return f"{len(value)} (CIFAR-10-C)"
+        return f"{len(value)} (Hendrycks & Dietterich 2019)"
     return str(value)
 

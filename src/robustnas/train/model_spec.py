@@ -11,8 +11,10 @@ model.json (written by ``robustnas train`` before the first epoch)::
      "data": {"path": ..., "holdout": ..., "limit": ...}}   # the training images (cli.py)
 
 Sizes are the standard evaluation networks of ``robustnas.spaces.build`` (NB201 C=16, 5 cells
-per stage; DARTS C=36, 20 cells; ARNAS C=64, 20 cells) and He et al.'s PreAct ResNet-18, all
-wrapped in ``NormalizedModel`` with the dataset's constants, so they take [0,1] pixels.
+per stage; DARTS C=36, 20 cells; ARNAS C=64, 20 cells, and on Tiny-ImageNet-200 C=84, 14 cells as
+ARNAS trains it, crose-and-arnas.md §B.5) and He et al.'s PreAct ResNet-18, all wrapped in
+``NormalizedModel`` with the dataset's constants, so they take [0,1] pixels of any size (global
+average pooling before the classifier).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robustnas.data.names import TINY_IMAGENET, canonical_dataset
 from robustnas.errors import RobustnasError
 from robustnas.train.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from robustnas.train.checkpoint import VERSION as CHECKPOINT_VERSION
@@ -41,6 +44,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "arnas": {"C": 64, "layers": 20},
     RESNET18: {"bn_before_fc": True},
 }
+# Sizes that differ by dataset: ARNAS on Tiny-ImageNet-200 (64x64) is C=84 with 14 cells, 5.41 M
+# parameters (crose-and-arnas.md §B.5; ARNAS_train_eval/train_tiny_imagenet).
+DATASET_OPTIONS: dict[tuple[str, str], dict[str, Any]] = {("arnas", TINY_IMAGENET): {"C": 84, "layers": 14}}
 WEIGHT_FILES = ("final.pt", "checkpoint.pt")  # a run directory's weights, in order of preference
 
 
@@ -64,7 +70,8 @@ class ModelSpec:
             return cls(RESNET18, None, dataset, num_classes, dict(OPTIONS[RESNET18]))
         parsed = spaces.parse(space, arch)
         value = parsed.to_string() if space == "nb201" else parsed.to_json()
-        return cls(space, value, dataset, num_classes, dict(OPTIONS[space]))
+        options = OPTIONS[space] | DATASET_OPTIONS.get((space, canonical_dataset(dataset)), {})
+        return cls(space, value, dataset, num_classes, options)
 
     def describe(self) -> str:
         """"nb201 |...|", "darts Genotype(...)" or "resnet18": the architecture in error messages."""
