@@ -221,6 +221,26 @@ def test_train_and_evaluate_on_tiny_imagenet(shared_data, tmp_path, capsys):
     assert result["clean"] == pytest.approx(expected, abs=1e-12)
 
 
+def test_train_on_svhn_uses_its_normalisation(tmp_path, capsys):
+    import scipy.io
+
+    from robustnas.data import normalization
+
+    train, test = load_dataset(split="train"), load_dataset(split="test")
+    for name, images in (("train", train.images[:160]), ("test", test.images[:32])):
+        digits = np.arange(len(images)) % 10
+        scipy.io.savemat(tmp_path / f"{name}_32x32.mat",
+                         {"X": images.transpose(1, 2, 3, 0), "y": np.where(digits == 0, 10, digits).reshape(-1, 1)})
+    argv = train_argv(tmp_path, tmp_path / "run", adversarial="none")
+    argv[argv.index("cifar10")] = "svhn"
+    code, printed, _ = run(capsys, *argv)
+    assert code == 0 and "96 training images; held-out 32 images" in printed
+    model = rebuilt(tmp_path / "run")
+    mean, std = normalization("svhn")
+    assert torch.equal(model.mean.flatten(), torch.tensor(mean)) and torch.equal(model.std.flatten(), torch.tensor(std))
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["dataset"] == "svhn"
+
+
 # ---- evaluate ------------------------------------------------------------------------------------
 def test_evaluate_result_matches_direct_computation(evaluated, trained, npz):
     from robustnas.attacks import make_attack, robust_accuracy
