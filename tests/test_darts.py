@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from robustnas.errors import ArchError
+from robustnas.errors import ArchError, RobustnasError
 from robustnas import spaces
 from robustnas.spaces import genotypes
 from robustnas.spaces.darts import DartsGenotype, DartsNetwork, cell_channels
@@ -326,6 +326,12 @@ def test_forward_shapes_and_auxiliary_output() -> None:
     plain = DartsNetwork(genotypes.PDARTS, C=4, layers=5, num_classes=7)
     assert plain.train()(x).shape == (2, 7)
     assert plain.auxiliary_head is None
+    # 64x64 images (Tiny-ImageNet) work without the auxiliary head, which is CIFAR-only
+    big = torch.randn(2, 3, 64, 64)
+    assert plain.train()(big).shape == (2, 7) and net.eval()(big).shape == (2, 7)
+    with pytest.raises(RobustnasError, match="auxiliary head reads an 8x8 feature map .*, got 16x16; build") as error:
+        net.train()(big)
+    assert "\n" not in str(error.value)
 
 
 def test_drop_path_is_settable_and_training_only() -> None:

@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from robustnas.errors import RobustnasError
+
 # The 8 DARTS primitives in the order of the DARTS code (cnn/genotypes.py PRIMITIVES).
 PRIMITIVES: tuple[str, ...] = (
     "none",
@@ -205,6 +207,11 @@ class AuxiliaryHeadCIFAR(nn.Module):
         self.classifier = nn.Linear(768, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (8, 8):
+            raise RobustnasError(
+                f"the CIFAR auxiliary head reads an 8x8 feature map (32x32 images), got {x.shape[-2]}x{x.shape[-1]}; "
+                "build the network with auxiliary=False for other image sizes"
+            )
         return self.classifier(self.features(x).flatten(1))
 
 
