@@ -15,6 +15,7 @@ from robustnas.predict import Predictor
 from robustnas.report import study
 from robustnas.report.document import Document
 from robustnas.report.stats import CROZE_GROUPS
+from robustnas.scoring import select_archs
 from robustnas.spaces.nb201 import NB201Arch
 
 SMALL = 150
@@ -135,10 +136,33 @@ def test_suite_features_refuses_cifar100():
 
 
 def test_cost_caveat_names_what_differs_from_the_speed_benchmark():
-    assert study._cost_caveat("cifar10") == ""
-    caveat = study._cost_caveat("cifar100")
+    assert study._cost_caveat("cifar10", ["jacob_fro"]) == ""
+    caveat = study._cost_caveat("cifar100", ["synflow", "jacob_fro"])
     assert caveat.endswith("here the images are 32 px and jacob_fro backpropagates 64 vectors instead of 10")
-    assert "16 px" in study._cost_caveat("ImageNet16-120") and "64 vectors" in study._cost_caveat("ImageNet16-120")
+    assert "16 px" in study._cost_caveat("ImageNet16-120", ["suite_jacob_fro"])
+    assert "64 vectors" in study._cost_caveat("ImageNet16-120", ["suite_jacob_fro"])
+    assert study._cost_caveat("ImageNet16-120", ["synflow"]).endswith("here the images are 16 px")
+
+
+def test_robust_verdict_counts_attacks_beaten_without_clean():
+    differences = pd.Series({"clean": 0.5, "fgsm@1": -0.0126, "pgd@1": 0.25, "square@1": float("nan")})
+    assert study.robust_verdict(differences, "X") == (
+        "**Verdict:** X beat the paper's robust single-target R² on 1 of 2 attacks (fgsm@1 -0.013, pgd@1 +0.250).")
+
+
+def test_scoring_commands_rebuild_the_score_command(tmp_path):
+    sample = select_archs("nb201", "sample:3", 7)
+    (tmp_path / "archs.txt").write_text("\n".join(sample[1:]) + "\n")
+    runs = [tmp_path / "sample", tmp_path / "file"]
+    assert main(["score", "--proxies", "params", "--archs", "sample:3", "--seed", "7", "--out", str(runs[0])]) == 0
+    assert main(["score", "--proxies", "params,flops", "--archs", str(tmp_path / "archs.txt"), "--seed", "7",
+                 "--batch-size", "8", "--out", str(runs[1])]) == 0
+    assert study.scoring_commands(runs) == [
+        f"`{runs[0]}` (3 architectures): `robustnas score --space nb201 --dataset cifar10 --proxies params "
+        f"--archs sample:3 --batch-size 64 --seed 7 --out {runs[0]}`",
+        f"`{runs[1]}` (2 architectures): `robustnas score --space nb201 --dataset cifar10 --proxies params,flops "
+        f"--archs FILE --batch-size 8 --seed 7 --out {runs[1]}`",
+    ]
 
 
 def synthetic(n: int = 300) -> tuple[pd.DataFrame, pd.DataFrame]:
