@@ -136,6 +136,7 @@ def learning_curve(fit_score_fn: Callable[[int, int], float], sizes: Sequence[in
         rows.append((n, float(np.mean(scores)), float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0))
     return pd.DataFrame(rows, columns=["n", "score", "sd"])
 
+
 def _pair(x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
