@@ -51,7 +51,9 @@ def gaps_summary(records: list[dict]) -> str:
     size = row("features", "suite 13 (").loc[:, "mean"] - suite["mean"]
     c100 = row("cifar100", "ours")
     residual = c100["mean"] - c100["paper"] - size
-    worst = residual.idxmin()
+    beyond = residual[residual < -GAP]
+    remaining = ", ".join(f"{target} by {-gap:.2f} ({-gap / c100.loc[target, 'sd']:.1f} sd)"
+                          for target, gap in beyond.items()) or "no target"
     raise_by = (completed["mean"] - suite["mean"]).max()
     return (f"Gaps larger than 0.05 are measured in [table1-gaps.md](table1-gaps.md) (means over splits): on CIFAR-10 "
             f"the 322 classes missing from the suite copy (5 of them disconnected, clean accuracy 10 %) raise R² "
@@ -62,9 +64,9 @@ def gaps_summary(records: list[dict]) -> str:
             f"{imagenet_fgsm['mean']:.3f} +- {imagenet_fgsm['sd']:.3f} over splits against the paper's "
             f"{imagenet_fgsm['paper']:.2f} ({imagenet_fgsm['paper_split']:.3f} on its split). CIFAR-100 has no suite "
             f"copy: our proxies on the 1,000-architecture sample; on CIFAR-10 the same sample instead of all 6,144 "
-            f"classes costs {-size.max():.2f}-{-size.min():.2f} R², which with the split spread (sd up to "
-            f"{c100['sd'].max():.2f}) accounts for most CIFAR-100 gaps; after both, {worst} stays "
-            f"{-residual[worst]:.2f} ({-residual[worst] / c100.loc[worst, 'sd']:.1f} sd of its split spread) below the paper.")
+            f"classes costs {-size.max():.2f}-{-size.min():.2f} R², which explains part of the CIFAR-100 gaps; after "
+            f"it, measured against the split spread (sd up to {c100['sd'].max():.2f}), {remaining} "
+            f"{'stay' if len(beyond) > 1 else 'stays'} more than {GAP} below the paper.")
 
 
 def verdicts(reports: list[Path]) -> pd.DataFrame:
