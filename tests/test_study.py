@@ -138,10 +138,11 @@ def test_suite_features_refuses_cifar100():
 def test_cost_caveat_names_what_differs_from_the_speed_benchmark():
     assert study._cost_caveat("cifar10", ["jacob_fro"]) == ""
     caveat = study._cost_caveat("cifar100", ["synflow", "jacob_fro"])
-    assert caveat.endswith("here the images are 32 px and jacob_fro backpropagates 64 vectors instead of 10")
+    assert caveat == ", measured on CIFAR-10 (32 px, 10 classes): here jacob_fro backpropagates 64 vectors instead of 10"
     assert "16 px" in study._cost_caveat("ImageNet16-120", ["suite_jacob_fro"])
     assert "64 vectors" in study._cost_caveat("ImageNet16-120", ["suite_jacob_fro"])
     assert study._cost_caveat("ImageNet16-120", ["synflow"]).endswith("here the images are 16 px")
+    assert study._cost_caveat("cifar100", ["synflow"]) == ""
 
 
 def test_robust_verdict_counts_attacks_beaten_without_clean():

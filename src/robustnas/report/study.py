@@ -329,16 +329,18 @@ def cheapest_subset(features: pd.DataFrame, targets: pd.DataFrame, target: str =
 
 
 def _cost_caveat(dataset: str, chosen: list[str]) -> str:
-    """The speed benchmark ran on CIFAR-10; say how the images differ and, when jacob_fro is among
-    the ``chosen`` proxies, how its cost (min(C, 64) backwards on NB201) moves."""
-    if dataset == "cifar10":
+    """The speed benchmark ran on CIFAR-10; say what differs here: the image size, and when jacob_fro is
+    among the ``chosen`` proxies, its cost (min(C, 64) backwards on NB201); empty when nothing does."""
+    differences = []
+    if INPUT_SIZE[dataset] != INPUT_SIZE["cifar10"]:
+        differences.append(f"the images are {INPUT_SIZE[dataset]} px")
+    backwards = min(NUM_CLASSES[dataset], NB201_FEATURES)
+    if backwards != NUM_CLASSES["cifar10"] and "jacob_fro" in (name.removeprefix(SUITE_PREFIX) for name in chosen):
+        differences.append(f"jacob_fro backpropagates {backwards} vectors instead of 10")
+    if not differences:
         return ""
-    caveat = (f", measured on CIFAR-10 ({INPUT_SIZE['cifar10']} px, 10 classes): here the images are "
-              f"{INPUT_SIZE[dataset]} px")
-    if "jacob_fro" in (name.removeprefix(SUITE_PREFIX) for name in chosen):
-        backwards = min(NUM_CLASSES[dataset], NB201_FEATURES)
-        caveat += f" and jacob_fro backpropagates {backwards} vectors instead of 10"
-    return caveat
+    return (f", measured on CIFAR-10 ({INPUT_SIZE['cifar10']} px, 10 classes): here "
+            + " and ".join(differences))
 
 
 def scoring_commands(runs: list[Path]) -> list[str]:
