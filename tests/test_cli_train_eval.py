@@ -141,7 +141,7 @@ def test_standard_and_trades_training(npz, tmp_path, capsys, monkeypatch, advers
     argv[argv.index("--limit") + 1] = "32"
     code, out, err = run(capsys, *argv)
     assert code == 0 and "1 epochs trained now, 0 before; 32 training images" in out
-    assert "epoch 1/1: 1/1 (" in err and " batch/s, about 0 min left)" in err
+    assert "epoch 1/1: 1/1 (" in err and " batch/s, about 0 s left)" in err
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["config"]["adversarial"] == stored
 
 

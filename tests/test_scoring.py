@@ -153,7 +153,7 @@ def test_failed_start_leaves_no_run_directory_behind(tmp_path, capsys):
     assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--batch-size", "100000", "--out", tmp_path / "r") == 2
     assert not (tmp_path / "r").exists()
     assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--seed", "-1", "--out", tmp_path / "r") == 2
-    assert "--seed must be >= 0" in capsys.readouterr().err
+    assert "--seed must be in 0..4294967295, got -1" in capsys.readouterr().err
     assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--out", tmp_path / "r") == 0
 
 
@@ -190,5 +190,55 @@ def test_progress_logs_lines_when_not_a_terminal(capsys, monkeypatch):
     with LoopProgress("search", total=2, unit="eval", enabled=False) as advance:
         advance()
     err = capsys.readouterr().err
-    assert "scoring: 2/4 (" in err and "scoring: 3/4 (" in err and "arch/s, about" in err and "min left)" in err
+    assert "scoring: 2/4 (" in err and "scoring: 3/4 (" in err and "arch/s, about" in err and " s left)" in err
     assert "search" not in err  # disabled: silent
+
+
+@pytest.mark.parametrize(
+    "items, seconds, text",
+    [
+        (5, 2.0, "2.50 arch/s"),
+        (1, 1.0, "1.00 arch/s"),
+        (3, 7.0, "2.3 s/arch"),  # below one per second: seconds per item (issue 16: was "0.43 arch/s")
+        (1, 386.0, "386 s/arch"),  # was "0.00 arch/s"
+        (20, 2580.0, "129 s/arch"),
+    ],
+)
+def test_rate_reads_as_seconds_per_item_below_one_per_second(items, seconds, text):
+    from robustnas.progress import format_rate
+
+    assert format_rate(items, seconds, "arch") == text
+
+
+@pytest.mark.parametrize(
+    "seconds, text", [(0.4, "0 s"), (89.4, "89 s"), (300, "5 min"), (2580, "43 min"), (8100, "2 h 15 min"), (7199, "2 h 00 min")]
+)
+def test_durations_read_in_seconds_minutes_or_hours(seconds, text):
+    from robustnas.progress import format_duration
+
+    assert format_duration(seconds) == text
+
+
+def test_cost_notice_names_the_dominant_proxy_and_stays_quiet_for_short_runs():
+    from robustnas.scoring import cost_notice
+
+    passes = {"croze": 1.22, "hessian_eig": 168.5, "synflow": 0.15}
+    # 2 archs x 169.87 passes x 0.4 s = 135.9 s; without hessian_eig 1.1 s
+    assert cost_notice(passes, 2, 1, 0.4) == (
+        "scoring 2 architectures x 3 proxies will take about 2 min on 1 worker (one forward+backward here: "
+        "0.40 s; hessian_eig alone is ~168.5 of them per network: without it about 1 s)"
+    )
+    assert cost_notice(passes, 2, 2, 0.4) is None  # 68 s on 2 workers: short, nothing said
+    assert cost_notice({"croze": 1.22, "synflow": 0.15}, 1000, 4, 0.4).endswith("on 4 workers (one forward+backward here: 0.40 s)")
+
+
+def test_all_proxies_say_their_cost_before_they_start(tmp_path, capsys, monkeypatch):
+    """Issue 16, finding 3: --proxies all on 2 NB201 networks took 773 s without a word up front."""
+    import robustnas.scoring as scoring
+
+    monkeypatch.setattr(scoring, "pass_seconds", lambda *args: 0.4)  # this machine's speed does not matter
+    monkeypatch.setattr(scoring, "_results", lambda *args: (result for result in ()))  # stop before computing anything
+    assert run_cli("score", "--proxies", "all", "--archs", "sample:2", "--out", tmp_path / "run") == 0
+    err = capsys.readouterr().err
+    assert err.startswith("robustnas: scoring 2 architectures x 16 proxies will take about 2 min on 1 worker")
+    assert "hessian_eig alone is ~168.5 of them per network" in err

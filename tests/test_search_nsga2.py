@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import math
-import shutil
 from itertools import product
 from pathlib import Path
 
+import optuna
 import pytest
 
 from robustnas.errors import RobustnasError
-from robustnas.search.nsga2 import NSGA2, UNDEFINED, pareto_front
+from robustnas.search.nsga2 import DEFAULT_STUDY, NSGA2, UNDEFINED, pareto_front
 from robustnas.search.space import SearchSpace
 from robustnas.search.strategies import make_strategy
 from robustnas.spaces.darts import DartsGenotype
@@ -164,44 +164,46 @@ def test_unusable_storage(tmp_path: Path):
         NSGA2(NB201, 0, objectives=2, storage=f"sqlite:///{tmp_path}/missing/optuna.db")
 
 
-# ---- persistence -------------------------------------------------------------------------------
-def test_sqlite_study_resumes(tmp_path: Path):
+# ---- the shared copy ----------------------------------------------------------------------------
+def shared_trials(url: str) -> list[tuple[str, dict, list[float]]]:
+    study = optuna.load_study(study_name=DEFAULT_STUDY, storage=url)
+    return [(t.state.name, t.params, t.values) for t in study.get_trials(deepcopy=False)]
+
+
+def test_shared_copy_holds_every_told_trial_complete(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     strategy = NSGA2(NB201, 3, objectives=2, population=4, storage=url)
-    asked = run(strategy, conv_tradeoff, 10)
-    del strategy
-
-    reopened = NSGA2(NB201, 3, objectives=2, population=4, storage=url)
-    assert [(NB201.key(a), v) for a, v in reopened.history()] == [(k, conv_tradeoff(NB201.parse(k))) for k in asked]
-    (left,) = reopened.ask()  # killed before its value was told: stays RUNNING
-    del reopened
-
-    resumed = NSGA2(NB201, 3, objectives=2, population=4, storage=url)
-    assert len(resumed.history()) == 10
-    (again,) = resumed.ask()
-    assert again == left
-    resumed.tell(again, conv_tradeoff(again))
-    assert [t.state.name for t in resumed.study.get_trials(deepcopy=False)] == ["COMPLETE"] * 11
-    del resumed
-
-    # the continuation is a function of the stored study: two copies ask the same
-    shutil.copy(tmp_path / "optuna.db", tmp_path / "copy.db")
-    continuations = [
-        run(NSGA2(NB201, 3, objectives=2, population=4, storage=f"sqlite:///{tmp_path / name}"), conv_tradeoff, 2)
-        for name in ("optuna.db", "copy.db")
-    ]
-    assert continuations[0] == continuations[1]
+    run(strategy, conv_tradeoff, 10)
+    (pending,) = strategy.ask()  # asked, never told (a killed search): not in the copy
+    in_memory = [("COMPLETE", t.params, t.values) for t in strategy.study.get_trials(deepcopy=False)[:10]]
+    assert shared_trials(url) == in_memory and len(in_memory) == 10
 
 
-def test_half_drawn_running_trial_is_failed_not_asked(tmp_path: Path):
+def test_resumed_search_replays_and_appends_only_new_trials(tmp_path: Path):
+    """A reopened copy is checked against the replay; the continuation equals an uninterrupted run."""
+    whole = run(NSGA2(NB201, 3, objectives=2, population=4), conv_tradeoff, 14)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    study = NSGA2(NB201, 0, objectives=2, population=4, storage=url).study
-    study.ask().suggest_categorical("edge0", NB201.choices()["edge0"])  # killed after one of six params
-    reopened = NSGA2(NB201, 0, objectives=2, population=4, storage=url)
-    (arch,) = reopened.ask()
-    failed, running = reopened.study.get_trials(deepcopy=False)
-    assert (failed.state.name, running.state.name) == ("FAIL", "RUNNING")
-    assert NB201.decode(running.params) == arch
+    assert run(NSGA2(NB201, 3, objectives=2, population=4, storage=url), conv_tradeoff, 9) == whole[:9]
+    resumed = run(NSGA2(NB201, 3, objectives=2, population=4, storage=url), conv_tradeoff, 14)
+    assert resumed == whole
+    assert [state for state, _, _ in shared_trials(url)] == ["COMPLETE"] * 14
+
+
+def test_copy_with_other_trials_is_refused(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    run(NSGA2(NB201, 3, objectives=2, population=4, storage=url), conv_tradeoff, 3)
+    other = NSGA2(NB201, 3, objectives=2, population=4, storage=url)
+    (arch,) = other.ask()
+    with pytest.raises(RobustnasError, match="holds other trials than this search .trial 0"):
+        other.tell(arch, (-1.0, -1.0))
+
+
+def test_copy_with_an_unfinished_trial_is_refused(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    NSGA2(NB201, 0, objectives=2, population=4, storage=url)
+    optuna.load_study(study_name=DEFAULT_STUDY, storage=url).ask()  # left RUNNING by an older robustnas
+    with pytest.raises(RobustnasError, match=r"holds unfinished trials \[0\]"):
+        NSGA2(NB201, 0, objectives=2, population=4, storage=url)
 
 
 @pytest.mark.parametrize(
@@ -210,13 +212,14 @@ def test_half_drawn_running_trial_is_failed_not_asked(tmp_path: Path):
         ({"space": SearchSpace("nb201"), "objectives": 3, "population": 4}, r"objectives \(maximize, maximize\)"),
         ({"space": SearchSpace("nb201"), "objectives": 2, "population": 8}, "'population': 4"),
         ({"space": SearchSpace("darts"), "objectives": 2, "population": 4}, "'space': 'nb201'"),
+        ({"space": SearchSpace("nb201"), "objectives": 2, "population": 4, "seed": 1}, "'seed': 0"),
     ],
 )
 def test_reopen_with_other_settings_fails(tmp_path: Path, options, message):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     NSGA2(NB201, 0, objectives=2, population=4, storage=url)
     with pytest.raises(RobustnasError, match=message):
-        NSGA2(options.pop("space"), 0, storage=url, **options)
+        NSGA2(options.pop("space"), options.pop("seed", 0), storage=url, **options)
 
 
 # ---- DARTS -------------------------------------------------------------------------------------

@@ -289,3 +289,62 @@ def test_bad_budget_is_one_line(capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "--budget" in err
     with pytest.raises(RobustnasError, match="budget"):
         search(make_strategy("random", SearchSpace("nb201"), 0), None, 0, None)
+
+
+@pytest.mark.parametrize("kill_after", [2, 12])
+def test_killed_nsga2_search_resumes_to_the_uninterrupted_result(capsys, tmp_path, monkeypatch, kill_after):
+    """Issue 16, finding 2: a killed NSGA-II search resumed with the same command ends with the same
+    evaluations, best architecture, front and trajectory, and its Optuna copy holds no RUNNING trial."""
+    import optuna
+
+    from robustnas.search.nsga2 import DEFAULT_STUDY
+
+    def argv(out):
+        return ["search", "--strategy", "nsga2", "--objective", "bench:clean,bench:pgd@1", "--budget", "40",
+                "--seed", "3", "--out", str(tmp_path / out)]
+
+    assert cli(capsys, *argv("whole"))[0] == 0
+    real_call, calls = BenchmarkObjective.__call__, []
+
+    def dies_after(self, arch):
+        if len(calls) == 2 * kill_after:  # two objectives: two calls per evaluation
+            raise KeyboardInterrupt
+        calls.append(arch)
+        return real_call(self, arch)
+
+    monkeypatch.setattr(BenchmarkObjective, "__call__", dies_after)
+    code, _, err = cli(capsys, *argv("killed"))
+    assert code == 130 and err.count("\n") == 1
+    monkeypatch.setattr(BenchmarkObjective, "__call__", real_call)
+    assert cli(capsys, *argv("killed"))[0] == 0
+
+    whole, resumed = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("whole", "killed"))
+    assert resumed["computed"] == 40 - kill_after
+    for key in ("best_arch", "best_value", "pareto_front", "evaluations", "infeasible_asked"):
+        assert resumed[key] == whole[key], key
+    assert (tmp_path / "killed/trajectory.csv").read_text() == (tmp_path / "whole/trajectory.csv").read_text()
+    trials = [
+        [(t.state.name, t.params, t.values) for t in optuna.load_study(
+            study_name=DEFAULT_STUDY, storage=f"sqlite:///{tmp_path / d / 'optuna.sqlite'}").get_trials()]
+        for d in ("whole", "killed")
+    ]
+    assert trials[0] == trials[1] and {state for state, _, _ in trials[1]} == {"COMPLETE"}
+
+
+def test_a_long_search_says_its_cost_before_it_starts(capsys, tmp_path, monkeypatch):
+    """Issue 16: the proxies a search computes live are costed up front (hessian_eig: 168.5 passes each)."""
+    import robustnas.scoring
+    from robustnas.search.objectives import ProxyObjective
+
+    def stop(self, arch):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(robustnas.scoring, "pass_seconds", lambda *args: 2.0)
+    monkeypatch.setattr(ProxyObjective, "__call__", stop)
+    code, _, err = cli(capsys, "search", "--objective", "hessian_eig", "--budget", "20", "--out", str(tmp_path / "r"))
+    assert code == 130
+    assert err.splitlines()[0] == (
+        "robustnas: search: up to 20 architectures x 1 proxy will take about 112 min (one forward+backward here: 2.00 s)"
+    )
+    code, _, err = cli(capsys, "search", "--objective", "synflow", "--budget", "20", "--out", str(tmp_path / "s"))
+    assert code == 130 and err.count("\n") == 1  # 20 x 0.15 passes: nothing to announce

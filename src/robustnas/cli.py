@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from typing import Callable, Sequence
 
@@ -100,8 +101,6 @@ def cmd_score(args: argparse.Namespace) -> None:
         raise RobustnasError(f"the embedded sample is CIFAR-10; give --data for {args.dataset}")
     if args.batch_size < 1:
         raise RobustnasError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.seed < 0:
-        raise RobustnasError(f"--seed must be >= 0, got {args.seed}")
     _require_device(args.device)
     settings = ScoreSettings(
         space=args.space,
@@ -242,9 +241,10 @@ def cmd_search(args: argparse.Namespace) -> None:
     from robustnas.search.run import SearchSettings, describe_result, run
 
     _require_device(args.device)
-    settings = SearchSettings(
+    settings = SearchSettings(  # the data file by its absolute path: the same name elsewhere is other data
         space=args.space, dataset=args.dataset, strategy=args.strategy, objective=args.objective,
-        budget=args.budget, seed=args.seed, data=args.data, batch_size=args.batch_size,
+        budget=args.budget, seed=args.seed, data=str(Path(args.data).resolve()) if args.data else None,
+        batch_size=args.batch_size,
         proxy_seed=args.proxy_seed, max_latency_ms=args.max_latency, latency_device=args.latency_device,
     )
     result = run(settings, Path(args.out), runs=args.scores, storage=args.storage, device=args.device)
@@ -399,7 +399,9 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--scores", nargs="*", default=[], help="scoring run directories to read proxies from")
     search.add_argument("--max-latency", type=float, help="HW-NAS-Bench latency limit in ms (NB201)")
     search.add_argument("--latency-device", default="edgegpu", help="HW-NAS-Bench device (default edgegpu)")
-    search.add_argument("--storage", help="Optuna storage URL for nsga2 (default sqlite:///OUT/optuna.sqlite)")
+    search.add_argument(
+        "--storage", help="Optuna storage URL where nsga2 copies its study for sharing (default sqlite:///OUT/optuna.sqlite)"
+    )
     search.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     search.add_argument("--out", required=True, help="run directory (created, or resumed when it holds a search)")
     search.set_defaults(func=cmd_search)
@@ -467,22 +469,55 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(func=cmd_evaluate)
 
 
+SEED_LIMIT = 2**32  # numpy, torch and the store all take seeds in 0..2**32-1
+
+
+def _check_seeds(args: argparse.Namespace) -> None:
+    """Every --seed / --proxy-seed is in 0..2**32-1 (numpy's range), as a one-line error."""
+    from robustnas.errors import RobustnasError
+
+    for name in ("seed", "proxy_seed"):
+        value = getattr(args, name, None)
+        if value is not None and not 0 <= value < SEED_LIMIT:
+            flag = "--" + name.replace("_", "-")
+            raise RobustnasError(f"{flag} must be in 0..{SEED_LIMIT - 1}, got {value}")
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so open stores and worker pools close cleanly."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+STOPPED = "what was already stored is kept; the same command resumes"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
     from robustnas.errors import RobustnasError
 
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
+        _check_seeds(args)
         func(args)
     except RobustnasError as exc:
         print(f"robustnas: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the user gave: missing, a directory, not writable, ...
-        print(f"robustnas: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"robustnas: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("robustnas: interrupted", file=sys.stderr)
+        print(f"robustnas: interrupted (Ctrl-C); {STOPPED}", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"robustnas: terminated (SIGTERM); {STOPPED}", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -29,11 +29,27 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, path)
+    except OSError as error:
+        if error.filename in (None, str(partial)):  # a failed write names no file or the temporary: name the target
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     finally:
         partial.unlink(missing_ok=True)
 
 
-def replace_file(path: str | Path, content: bytes | str) -> None:
+def torch_save(path: str | Path, obj: object) -> None:
+    """Atomically write ``torch.save(obj)``: serialised in memory first, so a full disk is an
+    ``OSError`` naming ``path`` (torch's own writer reports it as a RuntimeError)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    replace_file(path, buffer.getbuffer())
+
+
+def replace_file(path: str | Path, content: bytes | memoryview | str) -> None:
     """Atomically set the content of ``path`` (text is written as UTF-8)."""
     with atomic_write(path) as handle:
         handle.write(content.encode() if isinstance(content, str) else content)

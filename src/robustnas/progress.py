@@ -41,16 +41,34 @@ class LoopProgress:
     def advance(self) -> None:
         self.count += 1
         now = time.perf_counter()
-        rate = self.count / max(now - self.start, 1e-9)
-        self.bar.update(self.task, advance=1, rate=f"{rate:.2f} {self.unit}/s")
+        elapsed = max(now - self.start, 1e-9)
+        rate = format_rate(self.count, elapsed, self.unit)
+        self.bar.update(self.task, advance=1, rate=rate)
         if self.enabled and not self.console.is_terminal and now - self.last_log >= self.LOG_EVERY_S:
             self.last_log = now
-            left = (self.total - self.done - self.count) / rate
+            left = (self.total - self.done - self.count) * elapsed / self.count
             print(
-                f"{self.label}: {self.done + self.count}/{self.total} ({rate:.2f} {self.unit}/s, "
-                f"about {left / 60:.0f} min left)",
+                f"{self.label}: {self.done + self.count}/{self.total} ({rate}, about {format_duration(left)} left)",
                 file=sys.stderr, flush=True,
             )
 
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(*exc)
+
+
+def format_rate(items: int, seconds: float, unit: str) -> str:
+    """``"2.50 arch/s"``, or seconds per item below one item per second (``"386 s/arch"``)."""
+    if items >= seconds:
+        return f"{items / seconds:.2f} {unit}/s"
+    per_item = seconds / items
+    return f"{per_item:.1f} s/{unit}" if per_item < 10 else f"{per_item:.0f} s/{unit}"
+
+
+def format_duration(seconds: float) -> str:
+    """``"40 s"``, ``"7 min"``, ``"2 h 05 min"``: as precise as a person reads a time left."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"

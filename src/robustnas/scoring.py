@@ -18,20 +18,25 @@ import os
 import sys
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 if TYPE_CHECKING:
     import pandas as pd
     import torch
 
 from robustnas.errors import RobustnasError
+from robustnas.files import atomic_write, replace_file
+from robustnas.progress import format_duration
 
 STORE_FILE = "store.sqlite"
 SETTINGS_FILE = "run.json"
 RUN = "score"
+LONG_RUN_S = 120.0  # a run estimated to take longer says so before it starts
+EXPENSIVE_PASSES = 10.0  # a proxy this costly (hessian_eig) that dominates a run is named with the time without it
+MEASURE_FROM_PASSES = 20.0  # measure a pass (for the estimate) only in runs at least this long
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,53 @@ def score_arch(
     return dict(values), values.reasons, time.perf_counter() - start
 
 
+def pass_seconds(settings: ScoreSettings, x: torch.Tensor, y: torch.Tensor, arch: str) -> float:
+    """Seconds of one cross-entropy forward+backward of ``arch``'s network on the run's batch
+    (the unit of the registry's ``passes``; the faster of two, the first pays one-time set-up);
+    the global random state is left as it was."""
+    import torch
+
+    from robustnas import spaces
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(arch_seed(settings.seed, arch))
+        net = spaces.build(settings.space, arch, settings.dataset).to(settings.device)
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            if settings.device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+
+def cost_notice(
+    proxy_passes: dict[str, float], archs: int, workers: int | None, pass_s: float, label: str = "scoring"
+) -> str | None:
+    """One line saying what scoring ``archs`` architectures will cost, or None below ``LONG_RUN_S``.
+
+    ``proxy_passes`` maps each proxy to its cost in forward+backward passes (the registry's
+    ``passes``; fused passes make the real run somewhat faster); ``pass_s`` is one pass here;
+    ``workers`` None is one process (not mentioned). An expensive proxy that is most of the cost
+    is named, with the time the run would take without it.
+    """
+    per_arch = sum(proxy_passes.values())
+    seconds = archs * per_arch * pass_s / min(workers or 1, archs)
+    if seconds < LONG_RUN_S:
+        return None
+    where = "" if workers is None else f" on {_count(workers, 'worker')}"
+    line = (
+        f"{label} {_count(archs, 'architecture')} x {_count(len(proxy_passes), 'proxy', 'proxies')} will take "
+        f"about {format_duration(seconds)}{where} (one forward+backward here: {pass_s:.2f} s"
+    )
+    name, passes = max(proxy_passes.items(), key=lambda item: item[1])
+    if len(proxy_passes) > 1 and passes >= max(EXPENSIVE_PASSES, per_arch / 2):
+        rest = seconds * (per_arch - passes) / per_arch
+        line += f"; {name} alone is ~{passes:g} of them per network: without it about {format_duration(rest)}"
+    return line + ")"
+
+
 def _init_worker(settings: ScoreSettings, threads: int) -> None:
     """Load the data and fix the thread count once per worker process."""
     import torch
@@ -167,7 +219,7 @@ def open_run(out: Path, settings: ScoreSettings):
         if changed:
             diffs = ", ".join(f"{k} {stored.get(k)!r} -> {mine[k]!r}" for k in changed)
             raise RobustnasError(f"{out} holds a run with other settings ({diffs}); give another --out")
-    settings_file.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+    replace_file(settings_file, json.dumps(asdict(settings), indent=2) + "\n")
     store = Store(out / STORE_FILE)
     store.ensure_run(RUN, {"settings": asdict(settings), "argv": sys.argv})
     return store
@@ -196,9 +248,16 @@ def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: i
     with open_run(out, settings) as store:
         config = store.add_config(settings.value_config())
         jobs = todo(store, settings, archs, config)
+        if jobs:
+            missing = sorted({name for _, names in jobs for name in names}, key=settings.proxies.index)
+            first = jobs[0][0]
+            announce_cost(missing, len(jobs), workers, lambda: pass_seconds(settings, _WORKER["x"], _WORKER["y"], first))
         start = time.perf_counter()
-        with LoopProgress("scoring", len(archs), len(archs) - len(jobs)) as advance:
-            for arch, values, reasons, _ in _results(settings, jobs, workers, threads):
+        with (
+            LoopProgress("scoring", len(archs), len(archs) - len(jobs)) as advance,
+            closing(_results(settings, jobs, workers, threads)) as results,  # an exception stops the workers at once
+        ):
+            for arch, values, reasons, _ in results:
                 rows = [
                     Result(arch, name, settings.seed, config, value, reasons.get(name))
                     for name, value in values.items()
@@ -208,12 +267,37 @@ def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: i
         return {"archs": len(archs), "computed": len(jobs), "seconds": time.perf_counter() - start}
 
 
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def announce_cost(
+    proxies: Sequence[str], archs: int, workers: int | None, time_one_pass: Callable[[], float], label: str = "scoring"
+) -> None:
+    """Print :func:`cost_notice` on stderr before a long run starts; one pass is timed (by
+    ``time_one_pass``) only when the run may be long, so short runs pay nothing."""
+    from robustnas.proxies.registry import REGISTRY
+
+    passes = {name: REGISTRY[name].passes for name in proxies}
+    if not archs or archs * sum(passes.values()) < MEASURE_FROM_PASSES:
+        return
+    notice = cost_notice(passes, archs, workers, time_one_pass(), label)
+    if notice:
+        print(f"robustnas: {notice}", file=sys.stderr, flush=True)
+
+
 def _results(settings: ScoreSettings, jobs: list, workers: int, threads: int) -> Iterator[tuple]:
+    """Scored jobs as they finish (in any order with several workers: nothing finished waits on a slow one)."""
     if workers == 1:  # the parent's worker state is already initialised
         yield from map(_score_one, jobs)
         return
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(settings, threads)) as pool:
-        yield from pool.map(_score_one, jobs, chunksize=1)
+    from concurrent.futures import as_completed
+
+    from robustnas.workers import process_pool
+
+    with process_pool(workers, _init_worker, (settings, threads)) as pool:
+        for future in as_completed([pool.submit(_score_one, job) for job in jobs]):
+            yield future.result()
 
 
 def summary_table(out: Path):
@@ -238,7 +322,7 @@ def scores(run_dir: Path, undefined: float = math.nan) -> pd.DataFrame:
     from robustnas.store import Store
 
     _require_run_dir(run_dir)
-    with Store(run_dir / STORE_FILE) as store:
+    with Store(run_dir / STORE_FILE, readonly=True) as store:
         wide = store.wide_frame(RUN)
         if not math.isnan(undefined):
             stored = store.frame(RUN).assign(stored=1.0).pivot(index="arch", columns="quantity", values="stored")
@@ -257,7 +341,7 @@ def stored_values(run_dir: Path, settings: ScoreSettings) -> dict[tuple[str, str
     if changed:
         diffs = ", ".join(f"{k} {stored.get(k)!r} (wanted {mine[k]!r})" for k in changed)
         raise RobustnasError(f"{run_dir} was scored with other settings ({diffs}); give runs with these settings")
-    with Store(run_dir / STORE_FILE) as store:
+    with Store(run_dir / STORE_FILE, readonly=True) as store:
         frame = store.frame(RUN, seed=settings.seed, config=config_hash(settings.value_config()))
     notes = frame["note"].where(frame["note"].notna(), None)
     return {(a, q): (float(v), n) for a, q, v, n in zip(frame["arch"], frame["quantity"], frame["value"], notes)}
@@ -269,7 +353,8 @@ def export(run_dir: Path, out: Path) -> Path:
         raise RobustnasError(f"--out must end in .csv or .parquet, got {out.name!r}")
     wide = scores(run_dir).reset_index()
     out.parent.mkdir(parents=True, exist_ok=True)
-    wide.to_csv(out, index=False) if out.suffix == ".csv" else wide.to_parquet(out, index=False)
+    with atomic_write(out) as handle:  # a stopped export leaves no half file
+        wide.to_csv(handle, index=False) if out.suffix == ".csv" else wide.to_parquet(handle, index=False)
     return out
 
 
@@ -289,7 +374,7 @@ def merge(run_dirs: list[Path], out: Path) -> list[tuple[Path, int, int]]:
             "merge only shards of one run"
         )
     out.mkdir(parents=True, exist_ok=True)
-    (out / SETTINGS_FILE).write_text(json.dumps(settings[0], indent=2) + "\n")
+    replace_file(out / SETTINGS_FILE, json.dumps(settings[0], indent=2) + "\n")
     report = []
     with Store(out / STORE_FILE) as store:
         for run_dir in run_dirs:
@@ -299,13 +384,21 @@ def merge(run_dirs: list[Path], out: Path) -> list[tuple[Path, int, int]]:
 
 
 def read_settings(run_dir: Path) -> dict[str, Any]:
-    """The settings stored in RUN_DIR/run.json, or one clear error."""
+    """The settings stored in RUN_DIR/run.json (exactly the fields of ``ScoreSettings``), or one clear error."""
+    from dataclasses import fields
+
+    path = run_dir / SETTINGS_FILE
+    restore = f"the values in {STORE_FILE} are intact: restore {SETTINGS_FILE} as robustnas score wrote it, or give another --out"
     try:
-        settings = json.loads((run_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
+        settings = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RobustnasError(f"{run_dir / SETTINGS_FILE}: unreadable settings ({error}); remove the run directory") from None
+        raise RobustnasError(f"{path}: unreadable settings ({error}); {restore}") from None
     if not isinstance(settings, dict):
-        raise RobustnasError(f"{run_dir / SETTINGS_FILE}: not a robustnas run settings file")
+        raise RobustnasError(f"{path}: not a robustnas run settings file (a JSON object); {restore}")
+    expected = {field.name for field in fields(ScoreSettings)}
+    if set(settings) != expected:
+        odd = sorted(set(settings) - expected) + sorted(expected - set(settings))
+        raise RobustnasError(f"{path}: not the settings of a scoring run (unknown or missing: {', '.join(odd)}); {restore}")
     return settings
 
 

@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable, NamedTuple, TypeVar
 import pandas as pd
 
 from robustnas.errors import RobustnasError
+from robustnas.files import atomic_write
 
 FORMAT = "robustnas-store"
 SCHEMA_VERSION = 1
@@ -124,13 +125,18 @@ def config_hash(config: dict[str, Any]) -> str:
 class Store:
     """An SQLite results store; create it by opening a new path. Use as a context manager."""
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0, readonly: bool = False) -> None:
+        """``readonly`` opens an existing store for reading only, never changing the file (it may lie on
+        read-only media); writing through it is an error."""
         self.path = Path(path)
         if self.path.is_dir():
             example = self.path / "results.sqlite"
             raise StoreError(f"{self.path} is a directory: give a store file such as {example}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = timeout
+        if readonly:
+            self._conn = self._open_readonly()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as error:
@@ -141,7 +147,7 @@ class Store:
             self._transaction(lambda: _check_schema(self._conn, self.path, create=True))
         except sqlite3.OperationalError as error:
             self._conn.close()
-            message = f"cannot open {self.path} ({error}): the file and its folder must be writable"
+            message = f"cannot open {self.path} ({error}): the file and its folder must be writable, the disk not full"
             raise StoreError(message) from None
         except sqlite3.DatabaseError as error:  # SQLITE_NOTADB and corrupt files
             self._conn.close()
@@ -150,6 +156,26 @@ class Store:
         except BaseException:
             self._conn.close()
             raise
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A read-only connection; on read-only media (no WAL index can be made) the file is read as immutable."""
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no such store file")
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        for flags in ("", "&immutable=1"):
+            conn = sqlite3.connect(uri + flags, uri=True, timeout=self._timeout, isolation_level=None)
+            try:
+                _check_schema(conn, self.path, create=False)
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+            except sqlite3.DatabaseError as error:
+                conn.close()
+                raise StoreError(f"{self.path} is not a robustnas store ({error}): pass a store file") from None
+            except BaseException:
+                conn.close()
+                raise
+        raise StoreError(f"cannot read {self.path}: check the path and its permissions")
 
     def __enter__(self) -> "Store":
         return self
@@ -331,10 +357,11 @@ class Store:
         select = self.wide_frame if wide else self.frame
         table = select(run, seed=seed, config=config)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.suffix == ".parquet":
-            table.to_parquet(target, index=wide)
-        else:
-            table.to_csv(target, index=wide)
+        with atomic_write(target) as handle:
+            if target.suffix == ".parquet":
+                table.to_parquet(handle, index=wide)
+            else:
+                table.to_csv(handle, index=wide)
         return target
 
     # ---- internals -------------------------------------------------------------------------------
@@ -371,7 +398,10 @@ class Store:
                 return action()
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error):
-                    raise
+                    raise StoreError(
+                        f"cannot write {self.path} ({error}): free disk space or make its folder writable; "
+                        "what is stored is kept and the same command resumes"
+                    ) from None
                 if attempt == _ATTEMPTS:
                     raise StoreError(
                         f"{self.path} stayed locked by another process ({error}, {_ATTEMPTS} attempts): "

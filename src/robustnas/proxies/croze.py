@@ -611,7 +611,7 @@ def croze_score(
     "croze",
     needs_data=True,
     needs_labels=True,
-    higher_is_better=True,
+    higher_is_better=True, passes=1.22,
     cost="3 forwards + 3 backwards (clean and robust weights), first 8 images, float64",
 )
 def croze(ev: Evaluation) -> float:

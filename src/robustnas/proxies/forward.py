@@ -17,7 +17,7 @@ from robustnas.proxies.registry import ProxyUndefined, register
 MIXUP_GAMMA = 0.01  # Zen-NAS default, as in the suite (spec §1.15)
 
 
-@register("nwot", needs_data=True, needs_labels=False, higher_is_better=True, cost="1 forward", uses=("relu_codes",))
+@register("nwot", needs_data=True, needs_labels=False, higher_is_better=True, passes=0.89, cost="1 forward", uses=("relu_codes",))
 def nwot(ev: Evaluation) -> float:
     """NASWOT (Mellor et al. 2021 v2): log|det K|, K_nm = number of ReLU units where samples n, m agree.
 
@@ -36,7 +36,7 @@ def nwot(ev: Evaluation) -> float:
     return float(logabsdet)
 
 
-@register("zen", needs_data=False, needs_labels=False, higher_is_better=True, cost="2 forwards, no grad")
+@register("zen", needs_data=False, needs_labels=False, higher_is_better=True, passes=0.98, cost="2 forwards, no grad")
 def zen(ev: Evaluation) -> float:
     """Zen-score (Lin et al. 2021): log E_n||Phi(x1) - Phi(x1 + 0.01 x2)||_1 + sum_BN log sqrt(mean running_var).
 

@@ -17,26 +17,26 @@ def _pairs(ev: Evaluation):
     return [(w, g) for w, g in zip(gradients.weights, gradients.grads) if g is not None]
 
 
-@register("grad_norm", needs_data=True, needs_labels=True, higher_is_better=True, cost=ONE_PASS)
+@register("grad_norm", needs_data=True, needs_labels=True, higher_is_better=True, passes=1.08, cost=ONE_PASS)
 def grad_norm(ev: Evaluation) -> float:
     """Sum over Conv2d/Linear layers of the Frobenius norm of the loss gradient (Abdelfattah et al. 2021)."""
     return float(sum(g.norm() for _, g in _pairs(ev)))
 
 
-@register("snip", needs_data=True, needs_labels=True, higher_is_better=True, cost=ONE_PASS)
+@register("snip", needs_data=True, needs_labels=True, higher_is_better=True, passes=1.09, cost=ONE_PASS)
 def snip(ev: Evaluation) -> float:
     """Connection sensitivity sum |W * dL/dW| (Lee et al. 2019)."""
     return float(sum((w * g).abs().sum() for w, g in _pairs(ev)))
 
 
-@register("plain", needs_data=True, needs_labels=True, higher_is_better=True, cost=ONE_PASS)
+@register("plain", needs_data=True, needs_labels=True, higher_is_better=True, passes=1.1, cost=ONE_PASS)
 def plain(ev: Evaluation) -> float:
     """First-order Taylor term sum W * dL/dW, signed (Abdelfattah et al. 2021)."""
     return float(sum((w * g).sum() for w, g in _pairs(ev)))
 
 
 @register(
-    "fisher", needs_data=True, needs_labels=True, higher_is_better=True, cost=ONE_PASS, uses=("layer_outputs",)
+    "fisher", needs_data=True, needs_labels=True, higher_is_better=True, passes=1.14, cost=ONE_PASS, uses=("layer_outputs",)
 )
 def fisher(ev: Evaluation) -> float:
     """Channel Fisher information (Turner et al. 2020), broadcast to the weight shape as the suite does.
@@ -57,7 +57,7 @@ def fisher(ev: Evaluation) -> float:
     "grasp",
     needs_data=True,
     needs_labels=True,
-    higher_is_better=True,
+    higher_is_better=True, passes=3.32,
     cost="1 forward + 1 backward with graph + double backward",
     uses=("grad_graph",),
 )

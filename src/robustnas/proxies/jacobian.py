@@ -30,7 +30,7 @@ def _jacobian_rows(ev: Evaluation) -> np.ndarray:
     return rows
 
 
-@register("jacov", needs_data=True, needs_labels=False, higher_is_better=True, cost=ONE_PASS, uses=("input_grad",))
+@register("jacov", needs_data=True, needs_labels=False, higher_is_better=True, passes=1.0, cost=ONE_PASS, uses=("input_grad",))
 def jacov(ev: Evaluation) -> float:
     """Jacobian covariance score -sum_i[log(l_i+k) + 1/(l_i+k)] over eigenvalues of corrcoef(J) (Mellor et al. v1).
 
@@ -47,7 +47,7 @@ def jacov(ev: Evaluation) -> float:
     return float(score)
 
 
-@register("epe_nas", needs_data=True, needs_labels=True, higher_is_better=True, cost=ONE_PASS, uses=("input_grad",))
+@register("epe_nas", needs_data=True, needs_labels=True, higher_is_better=True, passes=0.95, cost=ONE_PASS, uses=("input_grad",))
 def epe_nas(ev: Evaluation) -> float:
     """EPE-NAS (Lopes et al. 2021): per-class sums of log(|corrcoef(J_c)| + k), combined as in spec §1.3.
 

@@ -33,6 +33,7 @@ class ProxySpec:
     needs_data: bool
     needs_labels: bool
     higher_is_better: bool
+    passes: float  # time in cross-entropy forward+backward passes of the same network and batch
     cost: str
     summary: str
     uses: frozenset[str] = frozenset()
@@ -47,12 +48,15 @@ def register(
     needs_data: bool,
     needs_labels: bool,
     higher_is_better: bool,
+    passes: float,
     cost: str,
     uses: tuple[str, ...] = (),
 ) -> Callable[[Callable[["Evaluation"], float]], Callable[["Evaluation"], float]]:
     """Decorator adding a proxy function to ``REGISTRY`` (its docstring's first line is the summary).
 
-    ``uses`` names recorders the shared forward pass must install for this proxy (see
+    ``passes`` is the proxy's time computed alone, in units of one cross-entropy forward+backward
+    of the same network on the same batch (measured: docs/results/proxy-speed.md); long runs
+    estimate their cost from it before they start. ``uses`` names recorders the shared forward pass must install for this proxy (see
     ``Evaluation``): "relu_codes", "layer_outputs", "input_grad".
     """
 
@@ -61,7 +65,7 @@ def register(
             raise RuntimeError(f"proxy {name!r} registered twice")
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         REGISTRY[name] = ProxySpec(
-            name, fn, needs_data, needs_labels, higher_is_better, cost, summary, frozenset(uses)
+            name, fn, needs_data, needs_labels, higher_is_better, passes, cost, summary, frozenset(uses)
         )
         return fn
 

@@ -45,7 +45,7 @@ Vectors = list[torch.Tensor]
     "jacob_fro",
     needs_data=True,
     needs_labels=False,
-    higher_is_better=False,
+    higher_is_better=False, passes=4.48,
     cost="1 forward + min(C, K) backwards (C classes, K features into a linear classifier)",
 )
 def jacob_fro(ev: Evaluation) -> float:
@@ -184,7 +184,7 @@ class HessianEig(NamedTuple):
     "hessian_eig",
     needs_data=True,
     needs_labels=True,
-    higher_is_better=False,
+    higher_is_better=False, passes=168.5,
     cost=f"1 forward + double backward + up to {HESSIAN_MAX_ITER} Hessian-vector products (Lanczos, "
     f"until the relative residual bound is below {HESSIAN_TOL:g})",
 )

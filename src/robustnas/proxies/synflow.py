@@ -19,7 +19,7 @@ BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)  # the suite's ``bn=False`` copy 
 
 
 @register(
-    "synflow", needs_data=False, needs_labels=False, higher_is_better=True, cost="1 forward + 1 backward, batch 1, float64"
+    "synflow", needs_data=False, needs_labels=False, higher_is_better=True, passes=0.15, cost="1 forward + 1 backward, batch 1, float64"
 )
 def synflow(ev: Evaluation) -> float:
     """Synaptic flow sum |W * dR/dW| on the BN-free, all-positive float64 copy, stored as its signed log."""

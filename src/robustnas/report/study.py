@@ -15,6 +15,8 @@ runs, reused as stored: nothing is recomputed) and ``both`` (their union, suite 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -375,9 +377,38 @@ def _archs_spec(stored: set[str], seed: int) -> str:
 # ---- the report --------------------------------------------------------------------------------
 def run_study(dataset: str, source: str, runs: list[Path], out: Path, command: str,
               bench: Benchmark | None = None) -> Path:
-    """Everything above for one dataset; returns the report's Markdown path."""
+    """Everything above for one dataset; returns the report's Markdown path.
+
+    The report is built in a hidden folder beside ``out`` and swapped in whole at the end, so a
+    stopped study leaves the previous report as it was, and two studies never mix in one folder.
+    """
     if dataset not in DATASETS:
         raise RobustnasError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    if source == "suite" and runs:
+        raise RobustnasError("--features suite reads NAS-Bench-Suite-Zero only: drop --runs, or use --features ours/both")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").is_file())):
+        raise RobustnasError(f"{out} holds files other than a study report; give a new or empty --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        markdown = _write_study(dataset, source, runs, staging, command, bench)
+        _replace_folder(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out / markdown.name
+
+
+def _replace_folder(new: Path, old: Path) -> None:
+    """Put folder ``new`` where ``old`` is (two renames; ``old``'s files are removed after)."""
+    retired = old.with_name(f".{old.name}.{os.getpid()}.old")
+    if old.exists():
+        os.replace(old, retired)
+    os.replace(new, old)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _write_study(dataset: str, source: str, runs: list[Path], out: Path, command: str,
+                 bench: Benchmark | None) -> Path:
     started = time.perf_counter()
     bench = bench or Benchmark()
     features, notes = complete(load_features(dataset, source, runs, bench))

@@ -11,13 +11,13 @@ Optuna's NSGA-II then applies constrained domination (Deb et al. 2002, Sec. VI):
 defined evaluation ranks before any with an undefined value, and among those fewer undefined
 values rank first; ``best`` follows the same rule. NaN is refused (objectives give -inf instead).
 
-Determinism: with in-memory storage, the asked sequence is a function of the seed and the values
-told (Optuna's NSGA-II draws from two ``numpy`` RandomStates seeded with ``seed``), so the runner
-resumes by replay. A persistent study (``storage``, e.g. ``sqlite:///RUN_DIR/optuna.db``) is
-reopened instead: its COMPLETE trials are :meth:`NSGA2.history`, its RUNNING trials (left by a
-killed process) are asked again first, and the sampler is reseeded from ``(seed, trials so far)``
-so the continuation is deterministic given the stored study and does not redraw the first trials.
-One process per study: RUNNING trials are taken to be abandoned, not another worker's.
+Determinism and resume: the study that samples lives in memory, so the asked sequence is a
+function of the seed and the values told (Optuna's NSGA-II draws from ``numpy`` RandomStates
+seeded with ``seed``). A killed search is resumed like every other strategy: the runner replays
+ask/tell against its stored evaluations and continues exactly where the uninterrupted run would be.
+``storage`` (e.g. ``sqlite:///RUN_DIR/optuna.sqlite`` or a PostgreSQL URL) receives a copy of every
+told trial, COMPLETE, in tell order, for sharing and dashboards; a resumed search checks the copy's
+trials against its replay and appends only the new ones, so the copy never holds a RUNNING trial.
 
 Importing this module sets Optuna's log level to WARNING (process-wide): its INFO line per trial
 would drown the runner's progress output.
@@ -28,7 +28,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import optuna
 import sqlalchemy.exc
 from optuna.distributions import CategoricalDistribution
@@ -48,9 +47,8 @@ UNDEFINED = "undefined_objectives"  # constraint name: number of -inf values (> 
 class NSGA2(Strategy):
     """NSGA-II over ``space``: one architecture per ask; ``objectives`` values per evaluation.
 
-    ``storage`` is None (in memory) or an Optuna storage URL (``sqlite:///path.db``,
-    ``postgresql://...``) holding ``study_name``; an existing study is reopened (see the module
-    docstring for what a reopened study resumes).
+    ``storage`` is None or an Optuna storage URL (``sqlite:///path.db``, ``postgresql://...``)
+    where the study ``study_name`` gets a copy of every told trial (see the module docstring).
     """
 
     objectives = "any"
@@ -75,24 +73,15 @@ class NSGA2(Strategy):
         self.n_objectives = objectives
         self.population = population
         self._distributions = {name: CategoricalDistribution(c) for name, c in space.choices().items()}
-        self.study = _open_study(storage, study_name, objectives, _sampler(population, seed))
-        self._check_settings(storage, study_name)
-        trials = self.study.get_trials(deepcopy=False)
-        if trials:
-            self.study.sampler = _sampler(population, _resume_seed(seed, len(trials)))
-        self._history = [(space.decode(t.params), tuple(t.values)) for t in trials if t.state == TrialState.COMPLETE]
-        self._abandoned = [t for t in trials if t.state == TrialState.RUNNING]
+        self.study = optuna.create_study(directions=["maximize"] * objectives, sampler=_sampler(population, seed))
+        self.shared = None if storage is None else _open_study(storage, study_name, objectives)
+        self._where = f"Optuna study {study_name!r} in {storage}"
+        self._shared_trials = self._check_shared() if self.shared is not None else []
         self._pending: dict[str, list[optuna.Trial]] = {}
-        self._told: list[tuple[Arch, tuple[float, ...]]] = list(self._history)
+        self._told: list[tuple[Arch, tuple[float, ...]]] = []
 
     def ask(self) -> list[Arch]:
-        """One architecture: an abandoned RUNNING trial of a reopened study first, else a new trial."""
-        while self._abandoned:
-            frozen = self._abandoned.pop(0)
-            trial = optuna.trial.Trial(self.study, frozen._trial_id)
-            if set(frozen.params) == set(self._distributions):
-                return [self._hold(trial, frozen.params)]
-            self.study.tell(trial, state=TrialState.FAIL)  # killed inside ask: no full architecture
+        """One architecture: a new trial of the study."""
         trial = self.study.ask(self._distributions)
         return [self._hold(trial, trial.params)]
 
@@ -108,15 +97,12 @@ class NSGA2(Strategy):
             if undefined:
                 trial.set_constraint(UNDEFINED, float(undefined))
             self.study.tell(trial, list(values))
+            self._share(self.study.get_trials(deepcopy=False)[trial.number])
         self._told.append((arch, values))
-
-    def history(self) -> list[tuple[Arch, tuple[float, ...]]]:
-        """The COMPLETE trials of the reopened study, by trial number (empty for a new study)."""
-        return list(self._history)
 
     @property
     def best(self) -> list[tuple[Arch, tuple[float, ...]]]:
-        """The Pareto front (maximisation) of the history and every evaluation told, in tell order.
+        """The Pareto front (maximisation) of every evaluation told, in tell order.
 
         One entry per architecture (its first tell); evaluations with a -inf value take part only
         when every evaluation has one (constrained domination, as in the sampler).
@@ -145,22 +131,47 @@ class NSGA2(Strategy):
             raise RobustnasError(f"{key} was told NaN; the objective must give -inf for an undefined value")
         return values
 
-    def _check_settings(self, storage: str | None, study_name: str) -> None:
-        """A reopened study must have this search's objectives (all maximised), space and population."""
-        where = f"Optuna study {study_name!r} in {storage}"
-        directions = self.study.directions
+    def _share(self, trial: FrozenTrial) -> None:
+        """Append a told trial to the shared copy; a trial the copy already holds (a resumed search) must agree."""
+        if self.shared is None:
+            return
+        if trial.number >= len(self._shared_trials):
+            self.shared.add_trial(trial)
+            return
+        held = self._shared_trials[trial.number]
+        if (held.params, held.values) != (trial.params, trial.values):
+            raise RobustnasError(
+                f"{self._where} holds other trials than this search (trial {trial.number}: {held.params} "
+                f"{held.values}, this search {trial.params} {trial.values}); give another study name or storage"
+            )
+
+    def _check_shared(self) -> list[FrozenTrial]:
+        """The shared study's trials, after checking it belongs to this search (objectives, space,
+        population, seed) and holds only COMPLETE trials."""
+        assert self.shared is not None
+        directions = self.shared.directions
         if len(directions) != self.n_objectives or any(d != optuna.study.StudyDirection.MAXIMIZE for d in directions):
             found = ", ".join(d.name.lower() for d in directions)
             raise RobustnasError(
-                f"{where} has objectives ({found}), this search {self.n_objectives} maximised; "
+                f"{self._where} has objectives ({found}), this search {self.n_objectives} maximised; "
                 "give another study name or storage"
             )
-        mine = {"space": self.space.name, "population": self.population}
-        stored = self.study.user_attrs.get(SETTINGS_ATTR)
+        mine = {"space": self.space.name, "population": self.population, "seed": self.seed}
+        stored = self.shared.user_attrs.get(SETTINGS_ATTR)
         if stored is None:
-            self.study.set_user_attr(SETTINGS_ATTR, mine)
+            self.shared.set_user_attr(SETTINGS_ATTR, mine)
         elif stored != mine:
-            raise RobustnasError(f"{where} was made with {stored}, this search has {mine}; give another study name or storage")
+            raise RobustnasError(
+                f"{self._where} was made with {stored}, this search has {mine}; give another study name or storage"
+            )
+        trials = self.shared.get_trials(deepcopy=False)
+        unfinished = [t.number for t in trials if t.state != TrialState.COMPLETE]
+        if unfinished:
+            raise RobustnasError(
+                f"{self._where} holds unfinished trials {unfinished[:5]} (an earlier robustnas continued studies "
+                "in place); give another study name or storage, or delete it"
+            )
+        return trials
 
 
 def _undefined(values: tuple[float, ...]) -> int:
@@ -171,19 +182,11 @@ def _sampler(population: int, seed: int) -> optuna.samplers.NSGAIISampler:
     return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
 
 
-def _resume_seed(seed: int, trials: int) -> int:
-    """A sampler seed for a study reopened with ``trials`` trials: new draws, same on every reopen."""
-    return int(np.random.SeedSequence([seed, trials]).generate_state(1)[0])
-
-
-def _open_study(storage: str | None, name: str, objectives: int, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+def _open_study(storage: str, name: str, objectives: int) -> optuna.Study:
+    """The shared copy: created, or an existing study reopened."""
     try:
         return optuna.create_study(
-            storage=storage,
-            study_name=name,
-            directions=["maximize"] * objectives,
-            sampler=sampler,
-            load_if_exists=True,
+            storage=storage, study_name=name, directions=["maximize"] * objectives, load_if_exists=True
         )
     except (ImportError, sqlalchemy.exc.SQLAlchemyError) as error:
         reason = str(error).splitlines()[0]

@@ -121,13 +121,24 @@ class LiveProxies:
                 self._known[key] = (stored.value, stored.note)
         return self._known.get(key)
 
-    def _compute(self, arch: str, names: tuple[str, ...]) -> dict[str, tuple[float, str | None]]:
-        from robustnas.scoring import RUN, prepare_batch, score_arch
-        from robustnas.store import Result
+    def pass_seconds(self, arch: Arch) -> float:
+        """One cross-entropy forward+backward of ``arch``'s network on the proxies' batch (``scoring.pass_seconds``)."""
+        from robustnas.scoring import pass_seconds
+
+        return pass_seconds(self.settings, *self._proxy_batch(), str(arch))
+
+    def _proxy_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        from robustnas.scoring import prepare_batch
 
         if self._batch is None:
             self._batch = prepare_batch(self.settings)
-        values, reasons, seconds = score_arch(self.settings, *self._batch, arch, names)
+        return self._batch
+
+    def _compute(self, arch: str, names: tuple[str, ...]) -> dict[str, tuple[float, str | None]]:
+        from robustnas.scoring import RUN, score_arch
+        from robustnas.store import Result
+
+        values, reasons, seconds = score_arch(self.settings, *self._proxy_batch(), arch, names)
         self.seconds += seconds
         self.computed += 1
         results = {name: (values[name], reasons.get(name)) for name in names}
@@ -182,6 +193,7 @@ class Objective(ABC):
     """Higher-is-better values of an architecture, one per name (issue 6 design contract)."""
 
     names: tuple[str, ...]
+    proxies: Sequence[str] = ()  # registered proxies it reads per architecture (a run's cost estimate)
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -221,6 +233,7 @@ class ProxyObjective(Objective):
         self.sign = 1.0 if _proxy_spec(name).higher_is_better else -1.0
         self.name, self.source = name, source
         self.names = (name,)
+        self.proxies = (name,)
 
     def config(self) -> dict[str, Any]:
         return {"kind": "proxy", "name": self.name, "source": self.source.config()}
@@ -248,6 +261,7 @@ class WeightedProxies(Objective):
             raise RobustnasError(f"weights must be finite numbers > 0, got {bad}")
         self.signs = {name: 1.0 if _proxy_spec(name).higher_is_better else -1.0 for name in weights}
         self.weights, self.source = {name: float(w) for name, w in weights.items()}, source
+        self.proxies = tuple(self.weights)
         self.names = ("+".join(f"{w:g}*{name}" for name, w in self.weights.items()),)
 
     def config(self) -> dict[str, Any]:
@@ -444,6 +458,7 @@ class Constrained(Objective):
         if not _positive(max_latency_ms):
             raise RobustnasError(f"the latency limit must be a number of ms > 0, got {max_latency_ms!r}")
         self.objective, self.max_latency_ms = objective, float(max_latency_ms)
+        self.proxies = objective.proxies
         self.latency = LatencyObjective(device, dataset, bench)
         self.names = objective.names
 
@@ -465,6 +480,7 @@ class Combined(Objective):
             raise RobustnasError("a combined objective needs at least one objective")
         self.objectives = list(objectives)
         self.names = tuple(name for objective in self.objectives for name in objective.names)
+        self.proxies = tuple(dict.fromkeys(name for objective in self.objectives for name in objective.proxies))
 
     def config(self) -> dict[str, Any]:
         return {"kind": "combined", "objectives": [objective.config() for objective in self.objectives]}

@@ -3,15 +3,15 @@
 RUN_DIR holds ``store.sqlite`` (every objective value and raw proxy value, written the moment it
 exists), ``search.json`` (the settings; a resumed search must match them), ``result.json``,
 ``trajectory.csv`` and ``trajectory.png``. A killed search is resumed by running the same
-command: the strategy is replayed from its seed and every stored evaluation is read instead of
-computed, so it continues exactly where it stopped. NSGA-II instead reopens its Optuna study and
-continues from the trials stored there (a resumed NSGA-II search is not the same as an uninterrupted one).
+command: the strategy (NSGA-II too) is replayed from its seed and every stored evaluation is read
+instead of computed, so it continues exactly where it stopped and ends as an uninterrupted run would.
 The budget counts distinct architectures evaluated; asking for one again costs nothing.
 """
 from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ import pandas as pd
 
 from robustnas.bench.names import CORRUPTIONS
 from robustnas.errors import RobustnasError
+from robustnas.files import atomic_write, replace_file
 from robustnas.search.space import Arch, SearchSpace
 from robustnas.search.strategies import Strategy, pareto_front
 from robustnas.store import Key, Result, Store, config_hash
@@ -83,9 +84,6 @@ def search(
         if on_evaluation is not None:
             on_evaluation(evaluation)
 
-    for arch, values in strategy.history():  # a reopened Optuna study: infeasible trials are not evaluations
-        if len(seen) < budget and space.key(arch) not in seen and objective.feasible(arch):
-            record(arch, tuple(values), True)
     idle_asks = 0
     while len(seen) < budget:
         archs = strategy.ask()
@@ -199,8 +197,10 @@ def open_search(out: Path, settings: SearchSettings) -> Store:
     if path.exists():
         try:
             stored = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RobustnasError(f"{path}: unreadable ({error}); delete it or give another --out") from None
+        if not isinstance(stored, dict):
+            raise RobustnasError(f"{path}: not search settings (a JSON object); delete it or give another --out")
         mine = json.loads(json.dumps(asdict(settings)))  # compare as stored (tuples -> lists)
         changed = [k for k in mine if k != "budget" and stored.get(k) != mine[k]]
         if changed:
@@ -211,7 +211,7 @@ def open_search(out: Path, settings: SearchSettings) -> Store:
 
 def write_settings(out: Path, settings: SearchSettings) -> None:
     """search.json: what a resumed search must match."""
-    (out / SETTINGS_FILE).write_text(json.dumps(asdict(settings), indent=2) + "\n")
+    replace_file(out / SETTINGS_FILE, json.dumps(asdict(settings), indent=2) + "\n")
 
 
 def write_result(
@@ -245,11 +245,11 @@ def write_result(
         result["benchmark"] = benchmark_record(space.parse(chosen.arch), settings.dataset, bench)
     else:
         genotype_file = out / "best_genotype.json"
-        genotype_file.write_text(json.dumps(space.parse(chosen.arch).to_json(), indent=2) + "\n")
+        replace_file(genotype_file, json.dumps(space.parse(chosen.arch).to_json(), indent=2) + "\n")
         result["genotype_file"] = str(genotype_file)
-    (out / "result.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    replace_file(out / "result.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
     frame = trajectory_frame(outcome, objective_names)
-    frame.to_csv(out / "trajectory.csv", index=False)
+    replace_file(out / "trajectory.csv", frame.to_csv(index=False))
     plot_trajectory(frame, objective_names, best, out / "trajectory.png")
     return result
 
@@ -292,7 +292,8 @@ def plot_trajectory(frame: pd.DataFrame, names: Sequence[str], best: list[Evalua
     ax.legend(loc="lower right")
     ax.set_title(f"search trajectory ({len(frame)} architectures)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png", dpi=120)
     plt.close(fig)
 
 
@@ -310,12 +311,12 @@ def run(
 
     Proxies are computed on one seeded batch of ``settings.data`` with networks initialised from
     ``settings.proxy_seed`` (as ``robustnas score --seed``), so stored scoring ``runs`` with those
-    settings are read instead of computed. NSGA-II keeps its Optuna study in ``storage`` (default
-    ``sqlite:///RUN_DIR/optuna.sqlite``; a PostgreSQL URL works too).
+    settings are read instead of computed. NSGA-II copies its Optuna study into ``storage`` (default
+    ``sqlite:///RUN_DIR/optuna.sqlite``; a PostgreSQL URL works too) for sharing.
     """
     from robustnas.bench import Benchmark
     from robustnas.progress import LoopProgress
-    from robustnas.scoring import ScoreSettings
+    from robustnas.scoring import ScoreSettings, announce_cost
     from robustnas.search.objectives import LiveProxies, parse_objective
     space = SearchSpace(settings.space)
     bench = Benchmark() if settings.space == "nb201" else None
@@ -333,6 +334,10 @@ def run(
         strategy = _strategy(settings, space, len(objective.names), storage or f"sqlite:///{out / 'optuna.sqlite'}")
         write_settings(out, settings)  # only once the settings are known to work
         stored = _stored_evaluations(store, objective)
+        if not runs:  # with scoring runs, most values may be read: no estimate
+            first = space.key(space.sample(random.Random(settings.seed)))
+            announce_cost(objective.proxies, max(0, settings.budget - stored), None, lambda: source.pass_seconds(first),
+                          "search: up to")
         with LoopProgress("search", settings.budget, min(stored, settings.budget), "eval", progress) as advance:
             outcome = search(
                 strategy, objective, settings.budget, store, seed=settings.proxy_seed,

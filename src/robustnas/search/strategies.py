@@ -66,10 +66,6 @@ class Strategy(ABC):
             raise RobustnasError(f"{type(self).__name__} has several objectives and no single best; read its front")
         return self._best
 
-    def history(self) -> list[tuple[Arch, Value]]:
-        """Evaluations this strategy already holds when created (a persistent Optuna study); else none."""
-        return []
-
     def _single(self, value: Value) -> float:
         """``value`` as one float: a 1-tuple is unpacked; NaN is refused (undefined values are -inf)."""
         name = type(self).__name__

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from robustnas.errors import RobustnasError
-from robustnas.files import atomic_write
+from robustnas.files import torch_save
 
 FORMAT = "robustnas-train-checkpoint"
 VERSION = 1
@@ -60,8 +60,7 @@ def seed_everything(seed: int) -> None:
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write to a temporary file in the same folder, flush to disk, then rename over ``path``,
     so a kill at any moment leaves either the old or the new checkpoint, never a partial one."""
-    with atomic_write(path) as handle:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, handle)
+    torch_save(path, {"format": FORMAT, "version": VERSION, **payload})
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from torch import nn
 
 from robustnas.attacks import PGD, accuracy, robust_accuracy
 from robustnas.errors import RobustnasError
-from robustnas.files import atomic_write
+from robustnas.files import torch_save
 from robustnas.progress import LoopProgress
 from robustnas.train.batches import Pixels, as_pixels, epoch_batches, eval_batches
 from robustnas.train.checkpoint import (
@@ -112,8 +112,7 @@ def train(
 
 def _save_final(path: Path, model: nn.Module) -> None:
     """final.pt: the state dict only (load with ``torch.load(path, weights_only=True)``)."""
-    with atomic_write(path) as handle:
-        torch.save(model.state_dict(), handle)
+    torch_save(path, model.state_dict())
 
 
 def _device(model: nn.Module, config: TrainConfig) -> torch.device:

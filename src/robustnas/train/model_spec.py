@@ -29,6 +29,7 @@ from torch import nn
 
 from robustnas.data.names import TINY_IMAGENET, canonical_dataset
 from robustnas.errors import RobustnasError
+from robustnas.files import replace_file
 from robustnas.train.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from robustnas.train.checkpoint import VERSION as CHECKPOINT_VERSION
 from robustnas.train.checkpoint import state_dict_problems
@@ -115,14 +116,14 @@ class ModelSpec:
         fields_ok = (
             data.get("network") in NETWORKS
             and isinstance(data.get("dataset"), str)
-            and isinstance(data.get("num_classes"), int)
+            and type(data.get("num_classes")) is int and data["num_classes"] >= 1
             and isinstance(data.get("options"), dict)
             and (data.get("arch") is None) == (data.get("network") == RESNET18)
         )
         if not fields_ok:
             raise RobustnasError(
                 f"{source}: needs network ({', '.join(NETWORKS)}), arch (null only for resnet18), dataset, "
-                "num_classes and options; rewrite it with robustnas train"
+                "num_classes (>= 1) and options; restore it as robustnas train wrote it"
             )
         return cls(data["network"], data["arch"], data["dataset"], data["num_classes"], data["options"])
 
@@ -142,7 +143,7 @@ def write_model_json(run_dir: Path, spec: ModelSpec, data: dict[str, Any]) -> No
                 "--arch/--space/--dataset/--data/--holdout/--limit, or give another --out"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    replace_file(path, json.dumps(record, indent=2) + "\n")
 
 
 def read_model_json(run_dir: Path) -> tuple[ModelSpec, dict[str, Any]]:
@@ -156,7 +157,10 @@ def read_model_json(run_dir: Path) -> tuple[ModelSpec, dict[str, Any]]:
     stored = _read_json(path)
     if stored.get("format") != FORMAT or stored.get("version") != VERSION:
         raise RobustnasError(f"{path}: not a robustnas model description (version {VERSION})")
-    return ModelSpec.from_json(stored, path), stored.get("data") or {}
+    data = stored.get("data") or {}
+    if not isinstance(data, dict) or not isinstance(data.get("path"), (str, type(None))):
+        raise RobustnasError(f"{path}: data must be an object whose path is a string or null; restore it as robustnas train wrote it")
+    return ModelSpec.from_json(stored, path), data
 
 
 def resolve_checkpoint(path: Path) -> Path:
@@ -184,7 +188,7 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
             raise RobustnasError(
                 f"{path}: training checkpoint version {payload.get('version')}, need {CHECKPOINT_VERSION}"
             )
-        payload = payload["model"]
+        payload = payload.get("model")
     if not (isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values())):
         raise RobustnasError(
             f"{path}: holds no model state dict (expected final.pt or checkpoint.pt of robustnas train)"
@@ -208,7 +212,16 @@ def load_model(checkpoint: Path) -> LoadedModel:
     weights; a state dict that does not fit the described network is a one-line error."""
     weights_file = resolve_checkpoint(checkpoint)
     spec, data = read_model_json(weights_file.parent)
-    model = spec.build()
+    try:
+        model = spec.build()
+    except RobustnasError:
+        raise
+    except (TypeError, ValueError, KeyError, RuntimeError) as error:  # options model.json should not hold
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RobustnasError(
+            f"{weights_file.parent / MODEL_FILE}: cannot build {spec.describe()} ({reason}); "
+            "restore it as robustnas train wrote it"
+        ) from None
     state = load_weights(weights_file)
     problems = state_dict_problems(model, state)
     if problems:
@@ -235,9 +248,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RobustnasError(f"{path}: unreadable JSON ({error}); rewrite it with robustnas train") from None
+        raise RobustnasError(f"{path}: unreadable JSON ({error}); restore it as robustnas train wrote it") from None
     if not isinstance(data, dict):
-        raise RobustnasError(f"{path}: not a JSON object; rewrite it with robustnas train")
+        raise RobustnasError(f"{path}: not a JSON object; restore it as robustnas train wrote it")
     return data
 
 
