@@ -129,7 +129,7 @@ def test_export_and_merge_errors(tmp_path, capsys):
     assert ".csv or .parquet" in capsys.readouterr().err
     assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--seed", "1", "--out", tmp_path / "s") == 0
     assert run_cli("merge", tmp_path / "r", tmp_path / "s", "--out", tmp_path / "m") == 2
-    assert "different settings" in capsys.readouterr().err
+    assert "differ in seed (run.json)" in capsys.readouterr().err
 
 
 def test_parquet_export_and_darts_sampling(tmp_path):
@@ -161,7 +161,7 @@ def test_merge_refuses_an_out_holding_another_run(tmp_path, capsys):
     assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--out", tmp_path / "a") == 0
     assert run_cli("score", "--archs", "sample:1", "--proxies", "params", "--seed", "2", "--out", tmp_path / "b") == 0
     assert run_cli("merge", tmp_path / "a", "--out", tmp_path / "b") == 2
-    assert "different settings" in capsys.readouterr().err
+    assert "differ in seed (run.json)" in capsys.readouterr().err
 
 
 def test_unreadable_files_are_one_line_errors(tmp_path, capsys):

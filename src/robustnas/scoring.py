@@ -368,9 +368,10 @@ def merge(run_dirs: list[Path], out: Path) -> list[tuple[Path, int, int]]:
         settings.append(read_settings(run_dir))
     if (out / SETTINGS_FILE).exists():
         settings.append(read_settings(out))
-    if any(s != settings[0] for s in settings):
+    differing = sorted({key for other in settings[1:] for key in other if other.get(key) != settings[0].get(key)})
+    if differing:
         raise RobustnasError(
-            "the runs to merge (and --out, if it holds a run) have different settings (run.json); "
+            f"the runs to merge (and --out, if it holds a run) differ in {', '.join(differing)} (run.json); "
             "merge only shards of one run"
         )
     out.mkdir(parents=True, exist_ok=True)
