@@ -214,3 +214,12 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_naming_it(tmp_path):
     assert full.returncode == 2, full.stderr
     assert full.stderr.splitlines()[-1] == f"robustnas: error: File too large: {out / 'checkpoint.pt'}"
     assert "Traceback" not in full.stderr and not list(out.glob(".*partial"))
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    """`robustnas ... | head -1` printed 'robustnas: error: Broken pipe' with status 2."""
+    command = subprocess.Popen([*ROBUSTNAS, "arch", "sample", "-n", "20000"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert command.stdout.readline().startswith("|")
+    command.stdout.close()
+    assert command.wait(timeout=120) == 141 and command.stderr.read() == ""

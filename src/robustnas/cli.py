@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from typing import Callable, Sequence
@@ -506,6 +507,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RobustnasError as exc:
         print(f"robustnas: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped (`| head`): not an error; silence the final flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE
     except OSError as exc:  # a path the user gave: missing, a directory, not writable, ...
         where = f": {exc.filename}" if exc.filename else ""
         print(f"robustnas: error: {exc.strerror or exc}{where}", file=sys.stderr)
