@@ -223,3 +223,16 @@ def test_a_reader_that_stops_early_is_not_an_error():
     assert command.stdout.readline().startswith("|")
     command.stdout.close()
     assert command.wait(timeout=120) == 141 and command.stderr.read() == ""
+
+
+def test_a_second_command_on_a_busy_folder_is_one_line_and_the_first_finishes(tmp_path):
+    """Two searches on one --out: the second failed with 'table studies already exists' and advice to install PostgreSQL."""
+    out = tmp_path / "run"
+    argv = ("search", "--strategy", "nsga2", "--objective", "croze,synflow", "--budget", "6", "--out", out)
+    first = start(*argv)
+    wait_until(lambda: rows(out / "store.sqlite", "search") >= 1, "the first search's first evaluation", first)
+    second = finish(*argv)
+    assert second.returncode == 2
+    assert second.stderr == f"robustnas: error: {out} is in use by another robustnas command; wait for it to end or give another --out\n"
+    assert first.wait(timeout=600) == 0
+    assert finish(*argv).returncode == 0  # the lock went with the first command

@@ -43,3 +43,16 @@ def test_a_missing_folder_is_an_oserror_and_leaves_nothing(tmp_path: Path) -> No
     with pytest.raises(FileNotFoundError):
         replace_file(tmp_path / "absent" / "x.json", "{}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_is_held_by_one_command_at_a_time(tmp_path):
+    """Issue 16 re-pass: two searches on one --out raced to create the Optuna tables ('table studies already exists')."""
+    from robustnas.errors import RobustnasError
+    from robustnas.files import run_lock
+
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(RobustnasError, match="is in use by another robustnas command; wait for it to end"):
+            with run_lock(tmp_path / "run"):
+                pass
+    with run_lock(tmp_path / "run"):  # released when the holder ends
+        pass

@@ -53,3 +53,32 @@ def replace_file(path: str | Path, content: bytes | memoryview | str) -> None:
     """Atomically set the content of ``path`` (text is written as UTF-8)."""
     with atomic_write(path) as handle:
         handle.write(content.encode() if isinstance(content, str) else content)
+
+
+LOCK_FILE = ".robustnas.lock"
+
+
+@contextmanager
+def run_lock(folder: str | Path) -> Iterator[None]:
+    """Hold ``folder`` (created if missing) for one command: a second command on it is a one-line error.
+
+    An advisory ``flock`` on FOLDER/.robustnas.lock; the system drops it when the holder exits, even by
+    ``kill -9``, so a stopped run never leaves the folder locked. Without ``fcntl`` (Windows) no lock.
+    """
+    from robustnas.errors import RobustnasError
+
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RobustnasError(
+                f"{folder} is in use by another robustnas command; wait for it to end or give another --out"
+            ) from None
+        yield

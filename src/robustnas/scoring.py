@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch
 
 from robustnas.errors import RobustnasError
-from robustnas.files import atomic_write, replace_file
+from robustnas.files import atomic_write, replace_file, run_lock
 from robustnas.progress import format_duration
 
 STORE_FILE = "store.sqlite"
@@ -245,7 +245,7 @@ def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: i
         raise RobustnasError(f"--workers must be >= 1, got {workers}")
     threads = max(1, (os.cpu_count() or 1) // workers)
     _init_worker(settings, threads)  # loads the data: bad settings fail before the run directory exists
-    with open_run(out, settings) as store:
+    with run_lock(out), open_run(out, settings) as store:
         config = store.add_config(settings.value_config())
         jobs = todo(store, settings, archs, config)
         if jobs:

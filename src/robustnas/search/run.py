@@ -22,7 +22,7 @@ import pandas as pd
 
 from robustnas.bench.names import CORRUPTIONS
 from robustnas.errors import RobustnasError
-from robustnas.files import atomic_write, replace_file
+from robustnas.files import atomic_write, replace_file, run_lock
 from robustnas.search.space import Arch, SearchSpace
 from robustnas.search.strategies import Strategy, pareto_front
 from robustnas.store import Key, Result, Store, config_hash
@@ -322,7 +322,7 @@ def run(
     bench = Benchmark() if settings.space == "nb201" else None
     if settings.max_latency_ms is None and settings.latency_device != "edgegpu":
         raise RobustnasError("--latency-device applies to --max-latency; give both (latency:DEVICE names its own device)")
-    with open_search(out, settings) as store:
+    with run_lock(out), open_search(out, settings) as store:
         scoring = ScoreSettings(
             settings.space, settings.dataset, settings.data, (), settings.batch_size, settings.proxy_seed, device
         )
