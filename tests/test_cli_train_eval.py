@@ -366,7 +366,7 @@ def test_unknown_suite_item(trained, capsys):
     (["--n", "65"], "has 64 images; give a smaller --n"),
     (["--n", "0"], "--n must be >= 1, got 0"),
     (["--batch-size", "0"], "batch size must be a positive integer, got 0"),
-    (["--seed", "-1"], "seed must be a non-negative integer, got -1"),
+    (["--seed", "-1"], "--seed must be in 0..4294967295, got -1"),
 ])
 def test_evaluate_bad_numbers(trained, tmp_path, capsys, flags, message):
     code, _, err = run(capsys, "evaluate", "--checkpoint", str(trained), "--suite", "clean", "--out", str(tmp_path),
