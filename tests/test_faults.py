@@ -127,7 +127,8 @@ def command_cases(trained: Path, tmp_path: Path):
         ),
         "train": (
             (*TRAIN, "--epochs", "2", "--out", out),
-            lambda: (out / "checkpoint.pt").exists(), lambda: len((out / "log.csv").read_text().splitlines()),
+            lambda: (out / "log.csv").exists(),  # written after the epoch's checkpoint
+            lambda: len((out / "log.csv").read_text().splitlines()),
         ),
         "evaluate": (
             ("evaluate", "--checkpoint", trained, "--suite", "clean,fgsm,pgd20", "--n", "32", "--out", evaluation),
