@@ -1,5 +1,6 @@
 """CRoZe (spec crose-and-arnas.md Part A, unit tests of D.1 (a)-(f)) on small real networks and the
-embedded CIFAR-10 sample; the NB201 tap table of A.3.7 by module name."""
+embedded CIFAR-10 sample; the NB201 tap table of A.3.7 by module name; the generic tap rule on
+classifiers that do not declare their taps (a plain nn.Sequential, PreAct ResNet-18)."""
 from __future__ import annotations
 
 import copy
@@ -29,6 +30,7 @@ from robustnas.spaces.darts import DartsGenotype, DartsNetwork
 from robustnas.spaces.genotypes import DARTS_V2
 from robustnas.spaces.nb201 import NB201Arch
 from robustnas.spaces.nb201_net import NB201Network
+from robustnas.train.preact import preact_resnet18
 
 ALL_CONV = NB201Arch((2, 2, 2, 2, 2, 2))  # nor_conv_3x3 on every edge
 MIXED = NB201Arch((2, 4, 0, 3, 2, 1))
@@ -51,6 +53,16 @@ def small_nb201(arch: NB201Arch = MIXED, seed: int = 0, cells_per_stage: int = 2
 def small_darts(genotype=DARTS_V2, seed: int = 0) -> DartsNetwork:
     torch.manual_seed(seed)
     return DartsNetwork(genotype, C=4, layers=4)
+
+
+def tiny_classifier(seed: int = 0) -> nn.Sequential:
+    """A plain classifier without the CRoZe methods; its nested Sequential is a container, not a block."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, padding=1), nn.ReLU()),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10),
+    )  # fmt: skip
 
 
 def entries(weight_shape: torch.Size) -> int:
@@ -100,13 +112,15 @@ def test_unknown_setting_mode_and_network_are_errors(batch):
         MODES["official"].replace(lr=0.1)
     with pytest.raises(RobustnasError, match="unknown CRoZe mode 'fast'"):
         croze_score(small_nb201(), x, y, mode="fast")
-    plain_cnn = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
-    with pytest.raises(RobustnasError, match="CRoZe needs an NB201, DARTS or ARNAS network"):
-        croze_score(plain_cnn, x, y)
     with pytest.raises(RobustnasError, match="needs the batch's normalisation"):
         croze_score(small_nb201(), x, y, mode="paper")
-    values = score(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)), x, y, proxies=["croze"])
-    assert math.isnan(values["croze"]) and "NB201, DARTS or ARNAS" in values.reasons["croze"]
+    wrong_input = nn.Sequential(nn.Flatten(), nn.Linear(10, 10))  # a forward that fails stays an error
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        score(wrong_input, x, y, proxies=["croze"])
+    half_protocol = tiny_classifier()
+    half_protocol.feature_taps = lambda: [half_protocol[0]]
+    with pytest.raises(RobustnasError, match=r"needs both feature_taps\(\) and layer_taps\(\) for CRoZe"):
+        croze_score(half_protocol, x, y)
 
 
 # ---- (e) feature taps and the tap table of A.3.7 -------------------------------------------------
@@ -151,6 +165,55 @@ def test_darts_taps_are_the_cell_outputs(network):
     for name, tap in taps.items():
         if name.startswith("cells."):
             assert tap == int(name.split(".")[1]) + 1, name
+
+
+# ---- the generic rule: any classifier ------------------------------------------------------------
+def test_generic_taps_of_a_plain_classifier():
+    net = tiny_classifier()
+    assert feature_taps(net) == [net[0], net[3][0], net[6]]  # the classifier stands for its input
+    assert layer_taps(net) == layer_taps(net, "stage") == {"0": 0, "3.0": 1, "6": 2}
+
+
+def test_generic_taps_of_preact_resnet18():
+    """One tap per top-level block (the 8 residual blocks of its nn.Sequential), then the pooled vector."""
+    net = preact_resnet18()
+    assert feature_taps(net) == [net.conv1, *net.blocks, net.linear]
+    in_blocks = {
+        name: int(name.split(".")[1]) + 1  # blocks.<i>.conv1 -> tap i + 1
+        for name, m in net.blocks.named_modules(prefix="blocks") if isinstance(m, nn.Conv2d)
+    }  # fmt: skip
+    assert len(in_blocks) == 8 * 2 + 3  # two convs per block, three projection shortcuts
+    assert layer_taps(net) == {"conv1": 0, **in_blocks, "linear": 9}
+
+
+def test_generic_identical_copies_read_the_classifier_input_and_no_batch_norm(batch):
+    x, y = batch
+    net = tiny_classifier()
+    layers = croze_layers(net, x, y, mode=PLAIN)
+    assert [layer.tap for layer in layers] == [0, 1, 2] and all(layer.has_grad for layer in layers)
+    for layer in layers:
+        assert layer.P == pytest.approx(2 * entries(weight_of(net, layer.name).shape), rel=1e-12)
+    assert layers[-1].Z == pytest.approx(2 * 8, rel=1e-12)  # the 8 pooled features, not the 10 logits
+    without_bn = copy.deepcopy(net)
+    without_bn[1] = nn.Identity()
+    for mode in ("official", "paper"):
+        assert croze_layers(net, x, y, mode=mode, mean=MEAN, std=STD) == croze_layers(
+            without_bn, x, y, mode=mode, mean=MEAN, std=STD
+        )
+
+
+@pytest.mark.parametrize("network", [tiny_classifier, preact_resnet18])
+def test_scores_any_classifier(network, batch):
+    x, y = batch
+    x = F.avg_pool2d(x, 4)  # 8x8 images: PreAct ResNet-18 in float64 stays quick
+    torch.manual_seed(0)
+    net = network().eval()
+    before = {key: value.clone() for key, value in net.state_dict().items()}
+    values = score(net, x, y, proxies=["croze"])
+    assert math.isfinite(values["croze"]) and values["croze"] > 0 and not values.reasons
+    assert croze_score(net, x, y) == values["croze"]  # deterministic
+    assert not net.training and all(torch.equal(before[key], value) for key, value in net.state_dict().items())
+    assert net.state_dict().keys() == before.keys()
 
 
 # ---- (a) identical copies --------------------------------------------------------------------

@@ -23,6 +23,31 @@ assigned to (spec A.3.7). Two presets (spec A.4):
   (spec A.2); beta=2 is the code's, gamma=0.1 the training lr of CRoZe's code (spec A.8), 8/255 the
   FGSM radius of the robustness targets.
 
+Networks: any classifier ``nn.Module`` (logits out, or DARTS-style ``(logits, aux)``) is scored. A
+network says what CRoZe needs through plain methods, as timm models answer ``forward_features``
+(``CrozeNetwork`` below has the contracts; robustnas.spaces' NB201Network and CellNetwork implement
+them, so this module knows no network class):
+
+* ``feature_taps() -> list[nn.Module]``: modules whose outputs are the taps, in depth order;
+* ``layer_taps(rule: str) -> dict[str, int]``: Conv2d/Linear name -> tap index (``rule`` is
+  ``nb201_taps``: NB201's "official" floor(k/N) off-by-one or its "stage" rule);
+* optional ``trunk_blocks() -> list[nn.Module]``: the stem and cells, where ``_RangeGuard`` may
+  rescale activations; ``batch_norm_branches() -> list[tuple[nn.Module, ...]]``: the branches
+  whose BN the official mode keeps (NB201's residual reductions); ``remove_training_extras()``:
+  drops an auxiliary head and drop path (DARTS/ARNAS).
+
+A network without ``feature_taps``/``layer_taps`` gets the generic rule. Its blocks are its
+children in registration order, a plain ``nn.Sequential``/``nn.ModuleList`` being a container whose
+own blocks count instead (recursively); the classifier is the last Conv2d/Linear registered, when
+it is a Linear. Feature taps: the output of every block holding a Conv2d/Linear other than the
+classifier, then the classifier's input (the pooled vector, as for DARTS). Each Conv2d/Linear is
+assigned the tap of the block holding it, the classifier its input. Without ``trunk_blocks``
+nothing is rescaled (a generic guard could not know which blocks are homogeneous: a bias or a
+non-ReLU activation would make rescaling inexact), so such networks compute in plain ``dtype``
+(float64, the default, overflows only past ~1e308); without ``batch_norm_branches`` every BN is
+disabled, as CRoZe does. E.g. PreAct ResNet-18 gets 10 taps: its stem conv, each of its 8 residual
+blocks, the pooled vector. A network whose forward fails on the batch raises as usual.
+
 The NB201 network's last stage output is read after the head's ReLU (``lastact``), as in the official
 code, where the head's in-place ReLU rewrites the stored tap. The official NB201 model also has
 biases in its cell convolutions; robustnas's NB201 network (the NB201 benchmark's) has none, so
@@ -44,24 +69,22 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.utils.hooks import RemovableHandle
 
 from robustnas.errors import RobustnasError
-from robustnas.proxies.evaluation import Evaluation, logits_of
-from robustnas.proxies.registry import ProxyUndefined, register
-from robustnas.spaces.darts_ops import Cell as DartsCell
-from robustnas.spaces.darts_ops import CellNetwork
-from robustnas.spaces.nb201_net import Cell as NB201Cell
-from robustnas.spaces.nb201_net import NB201Network, ResidualReduction
+from robustnas.proxies.evaluation import Evaluation, logits_of, weight_layers
+from robustnas.proxies.registry import register
 
 __all__ = [
     "MODES",
     "CrozeLayer",
+    "CrozeNetwork",
     "CrozeSettings",
     "croze_layers",
     "croze_score",
@@ -87,9 +110,10 @@ class CrozeSettings:
     in ``fgsm_space``. abs_weights: |.| of every state-dict tensor of both copies.
     accumulate_fgsm_grad: robust gradient = grad at x + grad at x' (else at x' only).
     update_lr: SGD step on both copies before the parameter term (0 = none).
-    nb201_reduction_bn: NB201's residual reduction blocks keep train-mode BN (all other BN is off).
-    nb201_taps: "official" (tap floor(k/N)) or "stage" (tap ceil(k/N): each cell's own stage output),
-    with k the NB201 cells entered so far and N cells per stage. batch_size: the first images used
+    nb201_reduction_bn: the network's ``batch_norm_branches`` (NB201's residual reduction blocks) keep
+    train-mode BN (all other BN is off). nb201_taps: the rule passed to the network's ``layer_taps``:
+    "official" (NB201 tap floor(k/N)) or "stage" (tap ceil(k/N): each cell's own stage output), with
+    k the NB201 cells entered so far and N cells per stage. batch_size: the first images used
     (None: the whole batch).
     """
 
@@ -160,65 +184,108 @@ class CrozeLayer:
         return abs(self.P * self.G * self.Z)
 
 
-# ---- network structure ----------------------------------------------------------------------
-def _check_network(net: nn.Module) -> None:
-    if not isinstance(net, (NB201Network, CellNetwork)):
-        raise RobustnasError(
-            f"CRoZe needs an NB201, DARTS or ARNAS network (robustnas.spaces.build), got {type(net).__name__}"
-        )
+# ---- network structure: the protocol and the generic rule --------------------------------------
+WEIGHT_LAYERS = (nn.Conv2d, nn.Linear)
+CONTAINERS = (nn.Sequential, nn.ModuleList)  # groupings of blocks, not blocks (the generic rule)
 
 
-def _nb201_cells_per_stage(net: NB201Network) -> int:
-    cells = sum(isinstance(m, NB201Cell) for m in net.cells)
-    reductions = sum(isinstance(m, ResidualReduction) for m in net.cells)
-    if reductions != 2 or cells % 3 or cells == 0:
+class CrozeNetwork(Protocol):
+    """What a network tells CRoZe about its structure (spec crose-and-arnas.md §A.3.7), as plain
+    methods: ``feature_taps`` and ``layer_taps`` go together (a network without them gets the generic
+    rule, see the module doc); each of the other three may be missing (then: no rescaling, every BN
+    off, nothing to remove)."""
+
+    def feature_taps(self) -> list[nn.Module]:
+        """Modules whose outputs are the feature taps, in depth order (the final Linear classifier, if
+        listed, stands for its input: the pooled vector)."""
+
+    def layer_taps(self, rule: str) -> dict[str, int]:
+        """Every Conv2d/Linear module name -> the index of its tap in ``feature_taps``; ``rule`` is
+        ``CrozeSettings.nb201_taps`` ("official" or "stage"), for networks where the two differ."""
+
+    def trunk_blocks(self) -> list[nn.Module]:
+        """Blocks called in this order, each fed earlier blocks' outputs, whose outputs the range guard
+        may rescale by powers of two: with BN off, each must be positively homogeneous in its tensor
+        inputs (but for ``batch_norm_branches``), and the final Linear must read the last one's output
+        through homogeneous operations (pooling)."""
+
+    def batch_norm_branches(self) -> list[tuple[nn.Module, ...]]:
+        """Branches, as their modules in call order, whose BN ``CrozeSettings.nb201_reduction_bn``
+        keeps in train mode; the first BN of each must see a homogeneous function of the branch input."""
+
+    def remove_training_extras(self) -> None:
+        """Drop what only training uses (an auxiliary head, drop path): CRoZe scores the plain net."""
+
+
+def _declares_taps(net: nn.Module) -> bool:
+    """Whether ``net`` gives its own taps (both protocol methods); one without the other is an error."""
+    declared = [hasattr(net, method) for method in ("feature_taps", "layer_taps")]
+    if any(declared) and not all(declared):
         raise RobustnasError(
-            "CRoZe needs the NB201 layout (3 stages of N cells, 2 reductions), "
-            f"got {cells} cells and {reductions} reductions"
+            f"{type(net).__name__} needs both feature_taps() and layer_taps() for CRoZe, or neither"
         )
-    return cells // 3
+    return all(declared)
+
+
+def _final_linear(net: nn.Module) -> nn.Linear | None:
+    """The classifier: the last Conv2d/Linear registered, when it is a Linear."""
+    layers = weight_layers(net)
+    return layers[-1] if layers and isinstance(layers[-1], nn.Linear) else None
+
+
+def _blocks(net: nn.Module) -> list[nn.Module]:
+    """``net``'s children in registration order, each plain nn.Sequential/nn.ModuleList replaced by
+    its own blocks (so a ResNet's stage of residual blocks gives one block per residual block)."""
+    blocks: list[nn.Module] = []
+    for child in net.children():
+        blocks.extend(_blocks(child) if type(child) in CONTAINERS else [child])
+    return blocks
+
+
+def _generic_feature_taps(net: nn.Module) -> list[nn.Module]:
+    """The blocks holding a Conv2d/Linear other than the classifier, then the classifier (its input)."""
+    classifier = _final_linear(net)
+    holds_layers = [
+        block for block in _blocks(net)
+        if any(isinstance(m, WEIGHT_LAYERS) and m is not classifier for m in block.modules())
+    ]  # fmt: skip
+    return holds_layers + ([classifier] if classifier is not None else [])
+
+
+def _generic_layer_taps(net: nn.Module) -> dict[str, int]:
+    """Each Conv2d/Linear -> the tap of the block holding it; the classifier -> its own (its input)."""
+    taps = _generic_feature_taps(net)
+    tap_of = {id(m): index for index, tap in enumerate(taps) for m in tap.modules()}  # the classifier's: last
+    return {name: tap_of[id(m)] for name, m in net.named_modules() if isinstance(m, WEIGHT_LAYERS)}
 
 
 def feature_taps(net: nn.Module) -> list[nn.Module]:
-    """Modules whose outputs are CRoZe's feature taps (spec A.3.7), in tap order.
-
-    NB201 (5): stem, reduction 1 (after stage 1), reduction 2 (after stage 2), the head's ReLU
-    (after stage 3), global pooling. DARTS/ARNAS (L+2): stem, every cell, global pooling.
-    """
-    _check_network(net)
-    if isinstance(net, NB201Network):
-        _nb201_cells_per_stage(net)
-        reductions = [m for m in net.cells if isinstance(m, ResidualReduction)]
-        return [net.stem, *reductions, net.lastact, net.global_pooling]
-    return [net.stem, *net.cells, net.global_pooling]
+    """Modules whose outputs are CRoZe's feature taps (spec A.3.7), in tap order: ``net.feature_taps()``
+    (NB201: 5, DARTS/ARNAS: L+2) or the generic rule (the classifier, listed last, for its input)."""
+    return net.feature_taps() if _declares_taps(net) else _generic_feature_taps(net)
 
 
 def layer_taps(net: nn.Module, nb201_taps: str = "official") -> dict[str, int]:
-    """Conv2d/Linear module name -> index of its feature tap (spec A.3.7), in registration order.
+    """Conv2d/Linear module name -> index of its feature tap (spec A.3.7), in registration order:
+    ``net.layer_taps(nb201_taps)`` (NB201's two rules, DARTS/ARNAS: the cell's output) or the
+    generic rule."""
+    return net.layer_taps(nb201_taps) if _declares_taps(net) else _generic_layer_taps(net)
 
-    k = cells entered so far in module order (an NB201 reduction block is not a cell). DARTS/ARNAS:
-    tap k. NB201: tap floor(k/N) ("official", the released code's off-by-one) or ceil(k/N) ("stage").
-    The final Linear gets one more (the pooled vector).
-    """
-    _check_network(net)
-    if isinstance(net, NB201Network):
-        per_stage = _nb201_cells_per_stage(net)
-        cell_type: type = NB201Cell
-        rule = (lambda k: k // per_stage) if nb201_taps == "official" else (lambda k: -(-k // per_stage))
-    else:
-        cell_type, rule = DartsCell, (lambda k: k)
-    entered, taps = 0, {}
-    for name, module in net.named_modules():
-        entered += isinstance(module, cell_type)
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            taps[name] = rule(entered) + isinstance(module, nn.Linear)
-    return taps
+
+def _trunk_blocks(net: nn.Module) -> list[nn.Module]:
+    """``net.trunk_blocks()``, or none: nothing to rescale."""
+    return net.trunk_blocks() if hasattr(net, "trunk_blocks") else []
+
+
+def _batch_norm_branches(net: nn.Module) -> list[tuple[nn.Module, ...]]:
+    """``net.batch_norm_branches()``, or none: every BN is disabled."""
+    return net.batch_norm_branches() if hasattr(net, "batch_norm_branches") else []
 
 
 # ---- the two copies -------------------------------------------------------------------------
-def _disable_batch_norm(net: nn.Module, keep_in: type | None) -> None:
-    """Replace every BatchNorm by the identity, except inside modules of type ``keep_in``."""
-    kept = {id(bn) for m in net.modules() if keep_in and isinstance(m, keep_in) for bn in m.modules()}
+def _disable_batch_norm(net: nn.Module, keep_in: Sequence[nn.Module]) -> None:
+    """Replace every BatchNorm by the identity, except inside the modules ``keep_in``."""
+    kept = {id(bn) for m in keep_in for bn in m.modules()}
     for parent in list(net.modules()):
         for child_name, child in list(parent.named_children()):
             if isinstance(child, BATCH_NORMS) and id(child) not in kept:
@@ -259,13 +326,13 @@ def _replace_average_pools(net: nn.Module) -> None:
 
 
 def _clean_copy(model: nn.Module, settings: CrozeSettings, dtype: torch.dtype) -> nn.Module:
-    """The clean surrogate: a copy with BN off, no aux head/drop-path, in ``dtype``, train mode."""
+    """The clean surrogate: a copy without training extras, BN off (but in the network's
+    ``batch_norm_branches`` when the settings keep it), in ``dtype``, train mode."""
     net = copy.deepcopy(model)
-    if isinstance(net, CellNetwork):
-        net.auxiliary_head = None  # never in the loss; the official DARTS nets have none
-        net.drop_path_prob = 0.0
-    keep = ResidualReduction if isinstance(net, NB201Network) and settings.nb201_reduction_bn else None
-    _disable_batch_norm(net, keep)
+    if hasattr(net, "remove_training_extras"):
+        net.remove_training_extras()
+    kept = _batch_norm_branches(net) if settings.nb201_reduction_bn else []
+    _disable_batch_norm(net, [module for branch in kept for module in branch])
     _replace_average_pools(net)
     net.to(dtype).train().requires_grad_(True)
     if settings.abs_weights:
@@ -276,7 +343,7 @@ def _clean_copy(model: nn.Module, settings: CrozeSettings, dtype: torch.dtype) -
 
 
 def _weights(net: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    return [(name, m.weight) for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return [(name, m.weight) for name, m in net.named_modules() if isinstance(m, WEIGHT_LAYERS)]
 
 
 # ---- range guard: exact power-of-two rescaling ------------------------------------------------
@@ -289,37 +356,40 @@ class _RangeGuard:
     """Keeps a network's activations inside its float range by exact power-of-two rescaling.
 
     With |W| and no BN, activations grow ~10-1000x per cell; the robust copy of an NB201 net reaches
-    1e60, beyond float32's 3e38. Every cell (and stem) output above ``_range_limit`` is multiplied
-    by 2^-e (exact) and its exponent e is tracked per tensor (DARTS cells align their two inputs).
-    Where the network is not positively homogeneous the true units are restored: the train-mode BN
-    of NB201 reductions (eps times 4^-e, branch output times 2^-e) and the classifier bias (times
-    2^-e); ``_loss`` handles the softmax. Gradients come out as 2^-e times the true ones, which CRoZe
-    only uses through directions, signs and cosines (``_scaled_sum``/``_updated`` restore units).
+    1e60, beyond float32's 3e38. Every output of the network's ``trunk_blocks`` (stem and cells)
+    above ``_range_limit`` is multiplied by 2^-e (exact) and its exponent e is tracked per tensor
+    (DARTS cells align their two inputs). Where the network is not positively homogeneous the true
+    units are restored: the train-mode BN of its ``batch_norm_branches`` (NB201 reductions: eps
+    times 4^-e, branch output times 2^-e) and the classifier bias (times 2^-e); ``_loss`` handles
+    the softmax. Gradients come out as 2^-e times the true ones, which CRoZe only uses through
+    directions, signs and cosines (``_scaled_sum``/``_updated`` restore units). A network without
+    ``trunk_blocks`` is not rescaled (e stays 0).
     """
 
     def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
         self.limit = _range_limit(dtype)
         self.reset()
-        net.stem.register_forward_hook(self._after_cell)
-        for cell in net.cells:
-            cell.register_forward_pre_hook(self._before_cell)
-            cell.register_forward_hook(self._after_cell)
-            if isinstance(cell, ResidualReduction):
-                self._guard_reduction(cell)
-        net.classifier.register_forward_hook(self._classifier)
+        for block in _trunk_blocks(net):
+            block.register_forward_pre_hook(self._before_block)
+            block.register_forward_hook(self._after_block)
+        for branch in _batch_norm_branches(net):
+            self._guard_branch(branch)
+        classifier = _final_linear(net)
+        if classifier is not None:
+            classifier.register_forward_hook(self._classifier)
 
     def reset(self) -> None:
         self.exponents: dict[int, int] = {}
-        self.offsets: dict[int, int] = {}  # id(conv) -> e: its gradient is 2^e times the others'
-        self.entry = 0  # exponent of the current cell's input
-        self.exponent = 0  # exponent of the latest cell output (the classifier's input)
+        self.offsets: dict[int, int] = {}  # id(layer) -> e: its gradient is 2^e times the others'
+        self.entry = 0  # exponent of the current block's input
+        self.exponent = 0  # exponent of the latest block output (the classifier's input)
 
-    def _before_cell(self, module: nn.Module, args: tuple) -> tuple:
+    def _before_block(self, module: nn.Module, args: tuple) -> tuple:
         exponents = [self.exponents.get(id(a), 0) if torch.is_tensor(a) else None for a in args]
         self.entry = max(e for e in exponents if e is not None)
         return tuple(a if e in (None, self.entry) else a * 2.0 ** (e - self.entry) for a, e in zip(args, exponents))
 
-    def _after_cell(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+    def _after_block(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         exponent, largest = self.entry, float(output.detach().abs().max())
         if largest > self.limit:
             shift = int(math.frexp(largest)[1])
@@ -327,29 +397,27 @@ class _RangeGuard:
         self.exponents[id(output)] = self.exponent = exponent
         return output
 
-    def _guard_reduction(self, block: ResidualReduction) -> None:
-        """Train-mode BN makes the conv_a/conv_b branch scale-free: it runs in true units (BN eps
-        times 4^-e), its output joins the residual times 2^-e, and its backward runs 2^e larger
-        (undone at its input) so that its weight gradients do not underflow; ``offsets`` records e."""
-        norms = [m for m in block.conv_a.modules() if isinstance(m, BATCH_NORMS)]
+    def _guard_branch(self, branch: tuple[nn.Module, ...]) -> None:
+        """Train-mode BN makes the branch scale-free: it runs in true units (its first BN's eps times
+        4^-e), its output joins the residual times 2^-e, and its backward runs 2^e larger (undone at
+        its input) so that its weight gradients do not underflow; ``offsets`` records e."""
+        modules = [m for part in branch for m in part.modules()]
+        norms = [m for m in modules if isinstance(m, BATCH_NORMS)]
         if not norms:
-            return  # BN disabled: the block is homogeneous
+            return  # BN disabled: the branch is homogeneous
         base_eps = norms[0].eps
-        convs = [m for m in (*block.conv_a.modules(), *block.conv_b.modules()) if isinstance(m, nn.Conv2d)]
+        layers = [m for m in modules if isinstance(m, WEIGHT_LAYERS)]
 
-        def enter(module: nn.Module, args: tuple) -> None:
+        def enter(module: nn.Module, args: tuple) -> tuple | None:
             norms[0].eps = base_eps * 4.0**-self.entry
-            self.offsets.update((id(conv), self.entry) for conv in convs)
-
-        def branch_in(module: nn.Module, args: tuple) -> tuple | None:
+            self.offsets.update((id(layer), self.entry) for layer in layers)
             return (_ScaledGradient.apply(args[0], 1.0, 2.0**-self.entry),) if self.entry else None
 
-        def branch_out(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        def leave(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
             return _ScaledGradient.apply(output, 2.0**-self.entry, 1.0) if self.entry else None
 
-        block.register_forward_pre_hook(enter)
-        block.conv_a.register_forward_pre_hook(branch_in)
-        block.conv_b.register_forward_hook(branch_out)
+        branch[0].register_forward_pre_hook(enter)
+        branch[-1].register_forward_hook(leave)
 
     def _classifier(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
         if self.exponent == 0 or module.bias is None:
@@ -426,17 +494,20 @@ def _forward(net: nn.Module, weights: dict[str, torch.Tensor], x: torch.Tensor) 
 def _forward_with_taps(
     net: nn.Module, weights: dict[str, torch.Tensor], guard: _RangeGuard, x: torch.Tensor
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Logits and the feature taps in true units, float64 (the taps after the guard's rescaling)."""
-    taps = feature_taps(net)
+    """Logits and the feature taps in true units, float64 (the taps after the guard's rescaling);
+    a tap module's output, or the classifier's input where the classifier is a tap."""
+    taps, classifier = feature_taps(net), _final_linear(net)
     features: list[torch.Tensor | None] = [None] * len(taps)
 
-    def recorder(index: int):
-        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            features[index] = _for_cosine(output.detach(), guard.exponents.get(id(output), guard.exponent))
+    def record(index: int, tensor: torch.Tensor) -> None:
+        features[index] = _for_cosine(tensor.detach(), guard.exponents.get(id(tensor), guard.exponent))
 
-        return hook
+    def recorder(index: int, tap: nn.Module) -> RemovableHandle:
+        if tap is classifier:
+            return tap.register_forward_pre_hook(lambda module, args: record(index, args[0]))
+        return tap.register_forward_hook(lambda module, args, output: record(index, output))
 
-    handles = [tap.register_forward_hook(recorder(i)) for i, tap in enumerate(taps)]
+    handles = [recorder(index, tap) for index, tap in enumerate(taps)]
     try:
         logits = _forward(net, weights, x)
     finally:
@@ -535,7 +606,8 @@ def croze_layers(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> list[CrozeLayer]:
-    """CRoZe's per-layer terms for ``model`` (NB201/DARTS/ARNAS network, not modified) on (x, y).
+    """CRoZe's per-layer terms for ``model`` (any classifier, not modified; see the module doc for the
+    feature taps) on (x, y).
 
     ``x`` is the normalised batch the network takes, of which the first ``batch_size`` images are
     used (8 in both presets, the official batch size; the proxy CLI passes 64, so the choice is
@@ -544,7 +616,6 @@ def croze_layers(
     step. Deterministic: nothing random beyond the network's initialisation and the batch.
     """
     settings = _settings(mode)
-    _check_network(model)
     if x.shape[0] != y.shape[0]:
         raise RobustnasError(f"CRoZe needs one label per image, got {x.shape[0]} images and {y.shape[0]} labels")
     count = x.shape[0] if settings.batch_size is None else min(settings.batch_size, x.shape[0])
@@ -616,6 +687,4 @@ def croze_score(
 )
 def croze(ev: Evaluation) -> float:
     """CRoZe (Ha et al. 2023), the released code's behaviour: clean/robust copy consistency on 8 images."""
-    if not isinstance(ev.model, (NB201Network, CellNetwork)):
-        raise ProxyUndefined(f"CRoZe needs an NB201, DARTS or ARNAS network, got {type(ev.model).__name__}")
     return croze_score(ev.model, ev.x, ev.labels(), mode="official")  # works on its own copies

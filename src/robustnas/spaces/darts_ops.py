@@ -5,6 +5,9 @@ crose-and-arnas.md §B.1: ``sep_conv`` = two stacked ReLU-depthwise-pointwise-BN
 ReLU-dilated depthwise (dilation 2)-pointwise-BN, ``skip_connect`` with stride 2 = FactorizedReduce,
 pooling with padding 1 (average pooling excludes the padding).
 
+``CellNetwork`` also answers what the CRoZe proxy reads (``feature_taps``, ``layer_taps``,
+``trunk_blocks``, ``remove_training_extras``; the protocol is documented in ``robustnas.proxies.croze``).
+
 Module and attribute names (``stem``, ``cells.<i>.preprocess0``, ``cells.<i>._ops.<k>.op``,
 ``auxiliary_head``, ``classifier``) mirror the official DARTS / ARNAS models, so state dicts of the
 official checkpoints have the same keys.
@@ -262,6 +265,34 @@ class CellNetwork(nn.Module):
                 aux_logits = self.auxiliary_head(s1)
         logits = self.classifier(self.global_pooling(s1).flatten(1))
         return logits if aux_logits is None else (logits, aux_logits)
+
+    # ---- what CRoZe reads (spec crose-and-arnas.md §A.3.7; protocol: robustnas.proxies.croze) ----
+    def feature_taps(self) -> list[nn.Module]:
+        """Modules whose outputs are CRoZe's L+2 feature taps (spec crose-and-arnas.md §A.3.7), in depth
+        order: stem, every cell, global pooling."""
+        return [self.stem, *self.cells, self.global_pooling]
+
+    def layer_taps(self, rule: str = "official") -> dict[str, int]:
+        """Conv2d/Linear module name -> index into ``feature_taps`` (spec §A.3.7), in registration order:
+        k, the cells entered so far (the stem's conv: 0, a conv of cell i: i, counting from 1), under
+        either rule (a cell's output is its own); the classifier gets one more: the pooled vector."""
+        entered, taps = 0, {}
+        for name, module in self.named_modules():
+            entered += isinstance(module, Cell)
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                taps[name] = entered + isinstance(module, nn.Linear)
+        return taps
+
+    def trunk_blocks(self) -> list[nn.Module]:
+        """The stem and the cells in call order, each fed earlier blocks' outputs: the points where
+        CRoZe's range guard may rescale activations by exact powers of two (a cell aligns its inputs)."""
+        return [self.stem, *self.cells]
+
+    def remove_training_extras(self) -> None:
+        """Drop the auxiliary head and turn drop path off: training-only parts that CRoZe leaves out
+        (the official DARTS nets it scores have neither)."""
+        self.auxiliary_head = None
+        self.drop_path_prob = 0.0
 
 
 def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:

@@ -4,12 +4,17 @@ Skeleton (spec zero-cost-proxies-and-rf-study.md §3.1-3.3): stem Conv3x3(3->C)+
 N cells at widths C, 2C, 4C separated by residual reduction blocks; head BN -> ReLU -> global
 average pool -> Linear. Cell ops are pre-activation ReLU -> Conv -> BN with affine BN and running
 statistics (as when NAS-Bench-Suite-Zero was computed), average pooling excludes padding.
+
+The network also answers what the CRoZe proxy reads (``feature_taps``, ``layer_taps``,
+``trunk_blocks``, ``batch_norm_branches``; the protocol is documented in
+``robustnas.proxies.croze``), so that no proxy needs to know this class.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from robustnas.errors import RobustnasError
 from robustnas.spaces import INPUT_SIZE, NUM_CLASSES, check_space
 from robustnas.spaces.nb201 import EDGES, OPS, NB201Arch
 
@@ -110,6 +115,56 @@ class NB201Network(nn.Module):
             x = cell(x)
         x = self.global_pooling(self.lastact(x))
         return self.classifier(x.flatten(1))
+
+    # ---- what CRoZe reads (spec crose-and-arnas.md §A.3.7; protocol: robustnas.proxies.croze) ----
+    def feature_taps(self) -> list[nn.Module]:
+        """Modules whose outputs are CRoZe's 5 feature taps (spec crose-and-arnas.md §A.3.7), in depth
+        order: stem, reduction 1 (after stage 1), reduction 2 (after stage 2), the head's ReLU (after
+        stage 3: read after the in-place ReLU, as in the released code), global pooling."""
+        self._cells_per_stage()
+        return [self.stem, *self._reductions(), self.lastact, self.global_pooling]
+
+    def layer_taps(self, rule: str = "official") -> dict[str, int]:
+        """Conv2d/Linear module name -> index into ``feature_taps`` (spec §A.3.7), in registration order.
+
+        With k the cells entered so far (a reduction is not a cell) and N cells per stage, a layer's
+        tap is floor(k/N) under rule "official" (the released code, off by one for the last cell of
+        each stage) or ceil(k/N) under "stage" (every cell its own stage's output). The classifier
+        gets one more: the pooled vector.
+        """
+        if rule not in ("official", "stage"):
+            raise RobustnasError(f"NB201 tap rule must be 'official' or 'stage', got {rule!r}")
+        per_stage = self._cells_per_stage()
+        entered, taps = 0, {}
+        for name, module in self.named_modules():
+            entered += isinstance(module, Cell)
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                stage = entered // per_stage if rule == "official" else -(-entered // per_stage)
+                taps[name] = stage + isinstance(module, nn.Linear)
+        return taps
+
+    def trunk_blocks(self) -> list[nn.Module]:
+        """The stem, cells and reductions in call order, each fed the previous one's output: the points
+        where CRoZe's range guard may rescale activations by exact powers of two."""
+        return [self.stem, *self.cells]
+
+    def batch_norm_branches(self) -> list[tuple[nn.Module, ...]]:
+        """The conv_a -> conv_b branch of both residual reductions: the only BN the released CRoZe code
+        keeps (train mode; spec crose-and-arnas.md §A.3 step 0), each branch as its modules in call order."""
+        return [(block.conv_a, block.conv_b) for block in self._reductions()]
+
+    def _reductions(self) -> list[ResidualReduction]:
+        return [m for m in self.cells if isinstance(m, ResidualReduction)]
+
+    def _cells_per_stage(self) -> int:
+        """N, after checking the NB201 layout (3 stages of N cells, 2 reductions) that the taps assume."""
+        cells, reductions = sum(isinstance(m, Cell) for m in self.cells), len(self._reductions())
+        if reductions != 2 or cells % 3 or cells == 0:
+            raise RobustnasError(
+                "CRoZe needs the NB201 layout (3 stages of N cells, 2 reductions), "
+                f"got {cells} cells and {reductions} reductions"
+            )
+        return cells // 3
 
 
 def build_nb201(arch: NB201Arch | str | int | tuple, dataset: str = "cifar10", **kwargs) -> NB201Network:
