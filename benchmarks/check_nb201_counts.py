@@ -21,7 +21,7 @@ import torch
 
 from robustnas.spaces.counting import count
 from robustnas.spaces.nb201 import NB201Arch
-from robustnas.spaces.nb201_net import INPUT_SIZE, build_nb201
+from robustnas.spaces import INPUT_SIZE, build
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def _count_chunk(args: tuple[str, list[str]]) -> list[tuple[int, int]]:
     size = INPUT_SIZE[dataset]
     out = []
     for net in nets:
-        counts = count(build_nb201(NB201Arch.parse(net), dataset), (1, 3, size, size))
+        counts = count(build("nb201", NB201Arch.parse(net), dataset), (1, 3, size, size))
         out.append((counts.params, counts.flops))
     return out
 

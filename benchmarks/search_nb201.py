@@ -46,7 +46,7 @@ from robustnas.search.objectives import (
     UNDEFINED, Combined, LatencyObjective, Objective, PredictorObjective, ProxyObjective, TableProxies,
 )
 from robustnas.search.run import SearchOutcome, benchmark_record, best_evaluations, percentile, search
-from robustnas.search.space import SearchSpace
+from robustnas.spaces import get as get_space
 from robustnas.search.strategies import RandomSearch, make_strategy
 from robustnas.spaces.nb201 import GRAPH_FEATURES, NB201Arch, graph_features, unique_indices
 from robustnas.store import Store
@@ -97,7 +97,7 @@ STUDY_TARGET = "clean+fgsm@1.0"  # sum of two outputs of the saved study predict
 # ---- inputs --------------------------------------------------------------------------------------
 def representatives() -> tuple[np.ndarray, list[str]]:
     """NB201 indices of the 6,466 isomorphism representatives and their search keys, same order."""
-    space = SearchSpace("nb201")
+    space = get_space("nb201")
     indices = unique_indices()
     return indices, [space.key(NB201Arch.from_index(int(i))) for i in indices]
 
@@ -109,7 +109,7 @@ def require_run(run: Path, what: str) -> None:
 
 
 def proxy_table(croze_run: Path, missing_run: Path, bench: Benchmark) -> pd.DataFrame:
-    """croze, synflow, params, flops of every representative, indexed by ``SearchSpace.key``.
+    """croze, synflow, params, flops of every representative, indexed by ``Space.key``.
 
     croze from our scoring run of all 6,466; synflow/params/flops from NAS-Bench-Suite-Zero (6,144
     representatives), completed by our scoring run of the 322 it lacks.
@@ -117,7 +117,7 @@ def proxy_table(croze_run: Path, missing_run: Path, bench: Benchmark) -> pd.Data
     require_run(croze_run, "croze of all 6,466 representatives")
     require_run(missing_run, "suite proxies of the 322 representatives NAS-Bench-Suite-Zero lacks")
     indices, keys = representatives()
-    space = SearchSpace("nb201")
+    space = get_space("nb201")
     suite = bench.suite_zero("cifar10").reindex(indices)[list(SUITE_PROXIES)].set_axis(keys)
     ours = scores(missing_run)[list(SUITE_PROXIES)]
     ours.index = [space.key(space.parse(a)) for a in ours.index]
@@ -198,7 +198,7 @@ def run_search(method: Method, objective: Objective, seed: int, budget: int) -> 
     options = dict(method.options)
     if method.strategy == "nsga2":
         options["objectives"] = len(objective.names)  # in-memory Optuna study
-    strategy = make_strategy(method.strategy, SearchSpace("nb201"), seed, **options)
+    strategy = make_strategy(method.strategy, get_space("nb201"), seed, **options)
     stamps: list[float] = []
     with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "store.sqlite") as store:
         start = time.perf_counter()
@@ -232,7 +232,7 @@ class Lookup:
 
     def __call__(self, key: str) -> dict[str, Any]:
         if key not in self._cache:
-            arch = SearchSpace("nb201").parse(key)
+            arch = get_space("nb201").parse(key)
             self._cache[key] = benchmark_record(arch, "cifar10", self.bench) | {
                 "edgegpu_ms": float(self.latency.iloc[arch.index])}
         return self._cache[key]
@@ -241,7 +241,7 @@ class Lookup:
 def checkpoint_rows(method: Method, seed: int, trace: Trace | None, checkpoints: Sequence[int],
                     seconds: dict[str, float], lookup: Lookup) -> list[dict[str, Any]]:
     """One row per checkpoint: the chosen architecture, its benchmark record and the cost so far."""
-    space, rows = SearchSpace("nb201"), []
+    space, rows = get_space("nb201"), []
     for k in checkpoints:
         if trace is None:  # the random architecture: the first draw of random search, no proxy
             key, values, evaluations, overhead = space.key(RandomSearch(space, seed).ask()[0]), None, 0, 0.0
@@ -286,10 +286,10 @@ def reference_check(values: dict[str, np.ndarray], pct: dict[str, np.ndarray], k
                     trials: int, budget: int) -> pd.DataFrame:
     """Mean benchmark percentiles of the table argmax (ties at random) over ``budget`` distinct
     architectures, ``trials`` times, for two samplers: numpy's choice without replacement among the
-    6,466 (as the issue's reference point was measured) and ``SearchSpace.sample`` (what ``RandomSearch``
+    6,466 (as the issue's reference point was measured) and ``Space.sample`` (what ``RandomSearch``
     draws). Objective ``none (first draw)`` is the random architecture."""
     position = {k: i for i, k in enumerate(keys)}
-    space, rows = SearchSpace("nb201"), []
+    space, rows = get_space("nb201"), []
     for sampler in (ISSUE_SAMPLER, SEARCH_SAMPLER):
         rng, np_rng = random.Random(1), np.random.default_rng(1)
         draws = [_draw(sampler, space, rng, np_rng, position, budget) for _ in range(trials)]
@@ -304,10 +304,10 @@ def reference_check(values: dict[str, np.ndarray], pct: dict[str, np.ndarray], k
 
 FIRST_DRAW = "none (first draw)"
 ISSUE_SAMPLER = "numpy, uniform over 6,466 (issue)"
-SEARCH_SAMPLER = "SearchSpace.sample (RandomSearch)"
+SEARCH_SAMPLER = "Space.sample (RandomSearch)"
 
 
-def _draw(sampler: str, space: SearchSpace, rng: random.Random, np_rng: np.random.Generator,
+def _draw(sampler: str, space: Space, rng: random.Random, np_rng: np.random.Generator,
           position: dict[str, int], budget: int) -> np.ndarray:
     """Positions of ``budget`` distinct representatives in draw order."""
     if sampler == ISSUE_SAMPLER:
@@ -485,7 +485,7 @@ def requirement_lines(summary: pd.DataFrame, compare: pd.DataFrame, reference: p
                  f"{int(params['seeds'])} seeds). Simulated with {int(issue['trials'])} trials: "
                  f"{issue['PGD@1 pct']:.1f} / {issue['FGSM@8 pct']:.1f} with the issue's sampler (numpy, uniform over "
                  f"the 6,466), {ours['PGD@1 pct']:.1f} / {ours['FGSM@8 pct']:.1f} with RandomSearch's "
-                 "(`SearchSpace.sample`).")
+                 "(`Space.sample`).")
     return lines
 
 
@@ -539,7 +539,7 @@ def why_lines(summary: pd.DataFrame, compare: pd.DataFrame, reference: pd.DataFr
         f"FGSM@8 {spear.at['predictor', 'FGSM@8']:.3f} (params {spear.at['params', 'FGSM@8']:.3f}); with warmup-move "
         f"it lands at {both('warmup-move / predictor')}.",
         f"- Sampling check: the random architecture lands at {both('random architecture')} over the seeds (expected "
-        f"{sim(SEARCH_SAMPLER, FIRST_DRAW)} over {trials} simulated first draws of `SearchSpace.sample`, "
+        f"{sim(SEARCH_SAMPLER, FIRST_DRAW)} over {trials} simulated first draws of `Space.sample`, "
         f"{sim(ISSUE_SAMPLER, FIRST_DRAW)} with the issue's sampler).",
         "- Up to 50 evaluations warmup-move and evolution have evaluated only their random initial pool (50 distinct "
         "draws, drawn as random search draws them), so their curves equal random search's there.",

@@ -10,7 +10,8 @@ import torch
 
 from robustnas.errors import ArchError
 from robustnas.spaces import genotypes
-from robustnas.spaces.arnas import ARNAS_OPS, ArnasGenotype, ArnasNetwork, cell_channels, cell_types
+from robustnas.spaces.arnas import ARNAS_OPS, ArnasGenotype, cell_channels, cell_types
+from robustnas.spaces.darts_ops import ArnasNetwork
 from robustnas.spaces.darts import DartsGenotype
 from robustnas.spaces.darts_ops import count_parameters
 

@@ -12,7 +12,8 @@ import torch
 from robustnas.errors import ArchError, RobustnasError
 from robustnas.spaces.counting import count
 from robustnas.spaces.nb201 import NUM_ARCHS, NB201Arch, all_archs, unique_indices
-from robustnas.spaces.nb201_net import INPUT_SIZE, build_nb201
+from robustnas.spaces import INPUT_SIZE
+from robustnas.spaces import build as build_network
 
 EXAMPLE = NB201Arch((0, 2, 3, 2, 3, 1))
 EXAMPLE_STRING = "|skip_connect~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_1x1~0|nor_conv_1x1~1|none~2|"
@@ -100,14 +101,14 @@ def test_sampling_mutation_and_neighbourhood():
 @pytest.mark.parametrize("dataset, classes", [("cifar10", 10), ("cifar100", 100), ("ImageNet16-120", 120)])
 def test_network_output_shape(dataset, classes):
     size = INPUT_SIZE[dataset]
-    logits = build_nb201(EXAMPLE, dataset)(torch.randn(2, 3, size, size))
+    logits = build_network("nb201", EXAMPLE, dataset)(torch.randn(2, 3, size, size))
     assert logits.shape == (2, classes)
 
 
 def test_network_structure_matches_nb201():
-    net = build_nb201(EXAMPLE)
+    net = build_network("nb201", EXAMPLE)
     assert len(net.cells) == 17  # 15 cells + 2 residual reductions
-    pools = [m for m in build_nb201(NB201Arch((4,) * 6)).modules() if isinstance(m, torch.nn.AvgPool2d)]
+    pools = [m for m in build_network("nb201", NB201Arch((4,) * 6)).modules() if isinstance(m, torch.nn.AvgPool2d)]
     assert all(not p.count_include_pad for p in pools if p.kernel_size == 3)
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert all(bn.affine and bn.track_running_stats for bn in bns)
@@ -123,12 +124,12 @@ def test_network_structure_matches_nb201():
 )
 def test_counts_of_spec_example(dataset, params, flops):
     size = INPUT_SIZE[dataset]
-    counts = count(build_nb201(EXAMPLE, dataset), (1, 3, size, size))
+    counts = count(build_network("nb201", EXAMPLE, dataset), (1, 3, size, size))
     assert (counts.params, counts.flops) == (params, flops)
 
 
 def test_count_leaves_the_model_as_it_was():
-    net = build_nb201(EXAMPLE, "cifar10").train()
+    net = build_network("nb201", EXAMPLE, "cifar10").train()
     net.cells[0].eval()  # mixed modes must survive
     before = {k: v.clone() for k, v in net.state_dict().items()}
     count(net, (1, 3, 32, 32))
@@ -156,7 +157,7 @@ def test_counts_equal_suite_zero_for_all_architectures(nb201_data, dataset):
     assert len(table) == 9445
     size = INPUT_SIZE[dataset]
     for composition, rows in table.groupby("composition"):
-        counts = count(build_nb201(rows["arch"].iloc[0], dataset), (1, 3, size, size))
+        counts = count(build_network("nb201", rows["arch"].iloc[0], dataset), (1, 3, size, size))
         assert (abs(rows["params"] - counts.params_m) <= 1e-6).all(), composition
         assert (abs(rows["flops"] - counts.flops_m) <= 1e-6).all(), composition
 
@@ -170,14 +171,14 @@ def test_params_flops_proxies_equal_suite_zero_for_all_architectures(nb201_data,
     size = INPUT_SIZE[dataset]
     x = torch.zeros(2, 3, size, size)
     for composition, rows in table.groupby("composition"):
-        values = score(build_nb201(rows["arch"].iloc[0], dataset), x, proxies=["params", "flops"])
+        values = score(build_network("nb201", rows["arch"].iloc[0], dataset), x, proxies=["params", "flops"])
         assert (abs(rows["params"] - values["params"]) <= 1e-6).all(), composition
         assert (abs(rows["flops"] - values["flops"]) <= 1e-6).all(), composition
 
 
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(RobustnasError, match="unknown dataset 'cifar11'"):
-        build_nb201(EXAMPLE, "cifar11")
+        build_network("nb201", EXAMPLE, "cifar11")
 
 
 def test_graph_features_count_ops_on_the_four_paths():

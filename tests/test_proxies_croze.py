@@ -25,8 +25,9 @@ from robustnas.proxies.croze import (
     perturb_weights,
 )
 from robustnas.spaces import build
-from robustnas.spaces.arnas import ArnasNetwork
-from robustnas.spaces.darts import DartsGenotype, DartsNetwork
+from robustnas.spaces.darts_ops import ArnasNetwork
+from robustnas.spaces.darts import DartsGenotype
+from robustnas.spaces.darts_ops import DartsNetwork
 from robustnas.spaces.genotypes import DARTS_V2
 from robustnas.spaces.nb201 import NB201Arch
 from robustnas.spaces.nb201_net import NB201Network

@@ -19,7 +19,7 @@ from robustnas.data import load_dataset, normalization, sample_batch
 from robustnas.errors import RobustnasError
 from robustnas.proxies import REGISTRY, ProxyUndefined, score
 from robustnas.proxies.robustness import HessianEig, _lanczos, hessian_eig_details, jacobian_frobenius
-from robustnas.spaces.nb201_net import build_nb201
+from robustnas.spaces import build
 
 BATCH, FEATURES, HIDDEN, CLASSES = 4, 5, 6, 3
 MINE = ["jacob_fro", "hessian_eig"]
@@ -89,7 +89,7 @@ def cifar_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 def small_nb201(arch: tuple[int, ...]) -> nn.Module:
     torch.manual_seed(0)
-    return build_nb201(arch, "cifar10", channels=4, cells_per_stage=1)
+    return build("nb201", arch, "cifar10", channels=4, cells_per_stage=1)
 
 
 # ---- jacob_fro ------------------------------------------------------------------------------

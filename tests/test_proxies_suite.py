@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from robustnas.data import load_dataset, normalization, sample_batch
-from robustnas.proxies import REGISTRY, compute, load_all, score
+from robustnas.proxies import REGISTRY, compute, score
 from robustnas.proxies.evaluation import Evaluation
 from robustnas.spaces import build
-from robustnas.spaces.darts import DartsNetwork
+from robustnas.spaces.darts_ops import DartsNetwork
 from robustnas.spaces.nb201_net import NB201Network
 from robustnas.spaces.nb201 import NB201Arch
 
@@ -22,7 +22,6 @@ K = 1e-5
 LOG_1_PLUS_K = math.log(1 + K)
 DEAD_ARCH = (1, 1, 1, 1, 1, 1)  # every edge `none`: the output does not depend on the input
 
-load_all()
 
 
 def cifar_batch(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -105,7 +105,7 @@ def test_archs_file_accepts_every_form_and_names_the_bad_line(tmp_path, capsys):
         (["--shard", "3/3"], "0 <= i < N"),
         (["--proxies", "snipp"], "unknown proxy snipp"),
         (["--dataset", "cifar100"], "give --data for cifar100"),
-        (["--space", "darts", "--archs", "unique"], "only for NB201"),
+        (["--space", "darts", "--archs", "unique"], "only for enumerable spaces"),
         (["--workers", "0"], "--workers must be >= 1"),
     ],
 )

@@ -10,11 +10,11 @@ import pytest
 
 from robustnas.errors import RobustnasError
 from robustnas.search.nsga2 import DEFAULT_STUDY, NSGA2, UNDEFINED, pareto_front
-from robustnas.search.space import SearchSpace
+from robustnas.spaces import get as get_space
 from robustnas.search.strategies import make_strategy
 from robustnas.spaces.darts import DartsGenotype
 
-NB201 = SearchSpace("nb201")
+NB201 = get_space("nb201")
 CONV3, CONV1 = 2, 3  # NB201 op indices of nor_conv_3x3 and nor_conv_1x1
 INF = math.inf
 
@@ -209,10 +209,10 @@ def test_copy_with_an_unfinished_trial_is_refused(tmp_path: Path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"space": SearchSpace("nb201"), "objectives": 3, "population": 4}, r"objectives \(maximize, maximize\)"),
-        ({"space": SearchSpace("nb201"), "objectives": 2, "population": 8}, "'population': 4"),
-        ({"space": SearchSpace("darts"), "objectives": 2, "population": 4}, "'space': 'nb201'"),
-        ({"space": SearchSpace("nb201"), "objectives": 2, "population": 4, "seed": 1}, "'seed': 0"),
+        ({"space": get_space("nb201"), "objectives": 3, "population": 4}, r"objectives \(maximize, maximize\)"),
+        ({"space": get_space("nb201"), "objectives": 2, "population": 8}, "'population': 4"),
+        ({"space": get_space("darts"), "objectives": 2, "population": 4}, "'space': 'nb201'"),
+        ({"space": get_space("nb201"), "objectives": 2, "population": 4, "seed": 1}, "'seed': 0"),
     ],
 )
 def test_reopen_with_other_settings_fails(tmp_path: Path, options, message):
@@ -224,7 +224,7 @@ def test_reopen_with_other_settings_fails(tmp_path: Path, options, message):
 
 # ---- DARTS -------------------------------------------------------------------------------------
 def test_darts_asks_valid_genotypes():
-    darts = SearchSpace("darts")
+    darts = get_space("darts")
     strategy = NSGA2(darts, 0, objectives=2, population=4)
     for _ in range(5):
         (genotype,) = strategy.ask()

@@ -21,11 +21,11 @@ from robustnas.search.objectives import (
     UNDEFINED, BenchmarkObjective, Combined, Constrained, LatencyObjective, LiveProxies, PredictorObjective,
     ProxyObjective, TableProxies, WeightedProxies, parse_objective,
 )
-from robustnas.search.space import SearchSpace
+from robustnas.spaces import get as get_space
 from robustnas.spaces.nb201 import NB201Arch, graph_features
 from robustnas.store import Key, Store, config_hash
 
-SPACE = SearchSpace("nb201")
+SPACE = get_space("nb201")
 SETTINGS = ScoreSettings("nb201", "cifar10", None, ("params", "synflow"), batch_size=8, seed=0)
 ARCHS = [SPACE.canonical(NB201Arch.from_index(i)) for i in (77, 9876)]  # representatives 77 and 9876
 NAMES = ["params", "synflow"]
@@ -308,4 +308,4 @@ def test_parse_predictor_errors(parse, predictor_file):
     with pytest.raises(RobustnasError, match="no target 'nope'"):
         parse(f"predictor:{path}:nope")
     with pytest.raises(RobustnasError, match="it cannot search darts"):
-        parse(f"predictor:{path}", space=SearchSpace("darts"))
+        parse(f"predictor:{path}", space=get_space("darts"))

@@ -24,7 +24,7 @@ from robustnas.search.run import (
     search,
     write_result,
 )
-from robustnas.search.space import SearchSpace
+from robustnas.spaces import get as get_space
 from robustnas.search.strategies import make_strategy
 from robustnas.spaces.nb201 import NB201Arch
 from robustnas.store import Store
@@ -92,7 +92,7 @@ def test_best_of_several_objectives_is_the_pareto_front():
 
 # ---- the loop ----------------------------------------------------------------------------------
 def test_random_search_on_the_oracle_finds_the_best_it_saw(tmp_path, bench):
-    space = SearchSpace("nb201")
+    space = get_space("nb201")
     objective = BenchmarkObjective("pgd@1", "cifar10", bench)
     with Store(tmp_path / "s.sqlite") as store:
         outcome = search(make_strategy("random", space, 3), objective, 40, store)
@@ -106,14 +106,14 @@ def test_random_search_on_the_oracle_finds_the_best_it_saw(tmp_path, bench):
 def test_exhaustive_ranking_stops_when_the_space_is_done(tmp_path, bench):
     objective = BenchmarkObjective("clean", "cifar10", bench)
     with Store(tmp_path / "s.sqlite") as store:
-        outcome = search(make_strategy("exhaustive", SearchSpace("nb201"), 0), objective, 7000, store)
+        outcome = search(make_strategy("exhaustive", get_space("nb201"), 0), objective, 7000, store)
     best = best_evaluations(outcome)[0]
     assert len(outcome.evaluations) == 6466 and not outcome.stalled
     assert NB201Arch.parse(best.arch).index == 13714 and best.values == (0.946,)
 
 
 def test_killed_search_resumes_to_the_same_result(tmp_path, bench):
-    space = SearchSpace("nb201")
+    space = get_space("nb201")
     oracle = BenchmarkObjective("fgsm@8", "cifar10", bench)
     with Store(tmp_path / "whole.sqlite") as store:
         whole = search(make_strategy("warmup-move", space, 5, init_pool=10), oracle, 30, store)
@@ -148,7 +148,7 @@ def test_result_json_is_strict_when_every_value_is_undefined(tmp_path):
     arches = ["|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|",
               "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
     outcome = SearchOutcome([Evaluation(i + 1, a, (-math.inf, -math.inf), False) for i, a in enumerate(arches)])
-    result = write_result(tmp_path, settings, outcome, ["croze", "params"], SearchSpace("nb201"))
+    result = write_result(tmp_path, settings, outcome, ["croze", "params"], get_space("nb201"))
     text = (tmp_path / "result.json").read_text()
     assert "Infinity" not in text and json.loads(text)["best_value"] == {"croze": None, "params": None}
     assert [point["croze"] for point in result["pareto_front"]] == [None, None]
@@ -288,7 +288,7 @@ def test_bad_budget_is_one_line(capsys, tmp_path):
     code, _, err = cli(capsys, "search", "--objective", "bench:clean", "--budget", "0", "--out", str(tmp_path / "r"))
     assert code == 2 and err.count("\n") == 1 and "--budget" in err
     with pytest.raises(RobustnasError, match="budget"):
-        search(make_strategy("random", SearchSpace("nb201"), 0), None, 0, None)
+        search(make_strategy("random", get_space("nb201"), 0), None, 0, None)
 
 
 @pytest.mark.parametrize("kill_after", [2, 12])

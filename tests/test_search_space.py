@@ -1,4 +1,4 @@
-"""SearchSpace: NB201 over its 6,466 classes, DARTS/ARNAS genotypes as they are, the flat encoding."""
+"""Space: NB201 over its 6,466 classes, DARTS/ARNAS genotypes as they are, the flat encoding."""
 from __future__ import annotations
 
 import random
@@ -6,13 +6,13 @@ import random
 import pytest
 
 from robustnas.errors import RobustnasError
-from robustnas.search.space import SearchSpace
+from robustnas.spaces import get as get_space
 from robustnas.spaces.darts import DartsGenotype
 from robustnas.spaces.nb201 import NB201Arch, unique_indices
 
 
 def test_nb201_samples_are_uniform_over_the_classes():
-    space, rng = SearchSpace("nb201"), random.Random(0)
+    space, rng = get_space("nb201"), random.Random(0)
     drawn = [space.sample(rng) for _ in range(3000)]
     representatives = set(int(i) for i in unique_indices())
     assert all(arch.index in representatives for arch in drawn)
@@ -23,8 +23,8 @@ def test_nb201_samples_are_uniform_over_the_classes():
 
 
 def test_nb201_mutation_leaves_the_class_and_keys_are_representatives():
-    space, rng = SearchSpace("nb201"), random.Random(1)
-    arch = space.parse("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    space, rng = get_space("nb201"), random.Random(1)
+    arch = space.canonical("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
     assert arch.index == arch.isomorph_index and space.key(arch) == str(arch)
     for _ in range(50):
         child = space.mutate(arch, rng)
@@ -33,7 +33,7 @@ def test_nb201_mutation_leaves_the_class_and_keys_are_representatives():
 
 @pytest.mark.parametrize("name, params", [("nb201", 6), ("darts", 24), ("arnas", 36)])
 def test_flat_encoding_round_trips(name, params):
-    space, rng = SearchSpace(name), random.Random(2)
+    space, rng = get_space(name), random.Random(2)
     choices = space.choices()
     assert len(choices) == params
     for _ in range(20):
@@ -52,13 +52,13 @@ def test_flat_encoding_round_trips(name, params):
 
 
 def test_darts_genotypes_are_kept_as_given():
-    space = SearchSpace("darts")
+    space = get_space("darts")
     genotype = DartsGenotype.parse("DARTS_V2")
     assert space.canonical(genotype) is genotype and space.key(genotype) == str(genotype)
 
 
 def test_encoding_errors_are_one_line():
-    space = SearchSpace("darts")
+    space = get_space("darts")
     with pytest.raises(RobustnasError, match="lacks normal_node2_inputs"):
         space.decode({})
     with pytest.raises(RobustnasError, match="too large to enumerate"):

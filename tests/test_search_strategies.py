@@ -13,7 +13,8 @@ import pytest
 
 from robustnas.bench import Benchmark
 from robustnas.errors import RobustnasError
-from robustnas.search.space import Arch, SearchSpace
+from robustnas.spaces import Arch, Space
+from robustnas.spaces import get as get_space
 from robustnas.search.strategies import (
     STRATEGIES,
     Exhaustive,
@@ -24,8 +25,8 @@ from robustnas.search.strategies import (
     make_strategy,
 )
 
-NB201 = SearchSpace("nb201")
-DARTS = SearchSpace("darts")
+NB201 = get_space("nb201")
+DARTS = get_space("darts")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def drive(strategy: Strategy, objective: Callable[[Arch], float], asks: int) -> 
     return batches
 
 
-def neighbour_classes(space: SearchSpace, arch: Arch) -> set[Arch]:
+def neighbour_classes(space: Space, arch: Arch) -> set[Arch]:
     """Every architecture one mutation away, as the space names it (NB201: class representatives)."""
     return {space.canonical(n) for n in arch.neighbours()} - {arch}
 
@@ -275,4 +276,4 @@ def test_exhaustive_order_is_a_seeded_shuffle():
 @pytest.mark.parametrize("space", ["darts", "arnas"])
 def test_exhaustive_refuses_spaces_it_cannot_enumerate(space):
     with pytest.raises(RobustnasError, match=f"the {space} space is too large to enumerate; use another strategy"):
-        make_strategy("exhaustive", SearchSpace(space), 0)
+        make_strategy("exhaustive", get_space(space), 0)

@@ -15,7 +15,6 @@ from typing import Callable, Sequence
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 # train and evaluate also take the transfer datasets of ARNAS (crose-and-arnas.md §B.6)
 TRAIN_DATASETS = (*DATASETS, "svhn", "tiny-imagenet-200")
-SPACES = ("nb201", "darts", "arnas")
 
 
 def _print_json(obj: object) -> None:
@@ -261,6 +260,21 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(budget=args.budget, seed=args.seed, out=Path(args.out))
 
 
+def _add_space(parser: argparse.ArgumentParser, default: str | None = "nb201", extra: str = "") -> None:
+    """--space with its choices and help from the space registry."""
+    from robustnas import spaces
+
+    summaries = "; ".join(f"{name}: {summary}" for name, summary in spaces.list_spaces().items())
+    parser.add_argument("--space", choices=spaces.names(), default=default, help=f"search space ({summaries}){extra}")
+
+
+def _formats() -> tuple[str, ...]:
+    """Every encoding some registered space writes (robustnas arch convert --to)."""
+    from robustnas import spaces
+
+    return tuple(dict.fromkeys(f for name in spaces.names() for f in spaces.get(name).formats))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robustnas",
@@ -271,10 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     arch_help = (
         "NB201: op-index tuple '(0, 2, 3, 2, 3, 1)', NB201 string or index 0..15624; "
-        "DARTS/ARNAS: genotype string, JSON, JSON file or a published name such as DARTS_V2"
+        "DARTS-style spaces: genotype string, JSON, JSON file or a published name such as DARTS_V2"
     )
     score = commands.add_parser("score", help="compute zero-cost proxies for many architectures (resumable)")
-    score.add_argument("--space", choices=SPACES, default="nb201")
+    _add_space(score)
     score.add_argument("--dataset", choices=DATASETS, default="cifar10")
     score.add_argument("--data", help="dataset file or folder (default: the embedded CIFAR-10 sample)")
     score.add_argument("--proxies", default="all", help="all, or a comma-separated list of proxy names")
@@ -327,21 +341,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show = arch.add_parser("show", help="describe an architecture: encodings, params, FLOPs")
     show.add_argument("arch", help=arch_help)
-    show.add_argument("--space", choices=SPACES, default="nb201")
+    _add_space(show)
     show.add_argument("--dataset", choices=DATASETS, default="cifar10")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(func=cmd_arch_show)
 
     convert = arch.add_parser("convert", help="convert an architecture to another encoding")
     convert.add_argument("arch", help=arch_help)
-    convert.add_argument("--space", choices=SPACES, default="nb201")
-    convert.add_argument("--to", required=True, choices=("tuple", "string", "index", "json"))
+    _add_space(convert)
+    convert.add_argument("--to", required=True, choices=_formats(), help="encoding (tuple and index: NB201)")
     convert.set_defaults(func=cmd_arch_convert)
 
     sample = arch.add_parser("sample", help="sample random architectures, one per line")
     sample.add_argument("-n", type=int, default=10)
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--space", choices=SPACES, default="nb201")
+    _add_space(sample)
     sample.add_argument("--unique", action="store_true", help="NB201: only isomorphism-class representatives")
     sample.set_defaults(func=cmd_arch_sample)
 
@@ -379,7 +393,7 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
         description="Search a space for the architecture that maximises an objective. OUT gets result.json, "
         "trajectory.csv/.png and store.sqlite (every evaluation, as it is made); the same command resumes.",
     )
-    search.add_argument("--space", choices=SPACES, default="nb201")
+    _add_space(search)
     search.add_argument("--dataset", choices=DATASETS, default="cifar10")
     search.add_argument("--data", help="images for the proxies' batch (default: the embedded CIFAR-10 sample)")
     search.add_argument("--strategy", choices=tuple(STRATEGIES), default="warmup-move")
@@ -415,7 +429,7 @@ def _add_train(commands: argparse._SubParsersAction, arch_help: str) -> None:
         "checkpoint.pt (every epoch), log.csv, curves.png and final.pt; the same command resumes.",
     )
     train.add_argument("--arch", required=True, help=f"{arch_help}; or resnet18 (PreAct ResNet-18)")
-    train.add_argument("--space", choices=SPACES, help="search space of --arch (default nb201; not with resnet18)")
+    _add_space(train, default=None, extra="; default nb201, not with resnet18")
     train.add_argument(
         "--dataset", choices=TRAIN_DATASETS, default="cifar10",
         help="images of any size; on tiny-imagenet-200 ARNAS nets are C=84 with 14 cells, as ARNAS trains them "

@@ -61,19 +61,17 @@ def select_archs(space: str, spec: str, seed: int) -> list[str]:
     """Canonical strings of the architectures named by ``all``, ``unique``, ``sample:N`` or a file."""
     from robustnas import spaces
 
+    chosen = spaces.get(space)
     if spec in ("all", "unique"):
-        if space != "nb201":
-            raise RobustnasError(f"--archs {spec} exists only for NB201; use sample:N or a genotype file for {space}")
-        from robustnas.spaces.nb201 import NUM_ARCHS, NB201Arch, unique_indices
-
-        indices = range(NUM_ARCHS) if spec == "all" else unique_indices()
-        return [NB201Arch.from_index(int(i)).to_string() for i in indices]
+        if not chosen.enumerable:
+            raise RobustnasError(f"--archs {spec} exists only for enumerable spaces (nb201); use sample:N or a genotype file for {space}")
+        archs = chosen.all_encodings() if spec == "all" else chosen.population()
+        return [str(arch) for arch in archs]
     if spec.startswith("sample:"):
         count = spec.partition(":")[2]
         if not count.isdigit() or int(count) < 1:
             raise RobustnasError(f"--archs sample:N needs a positive N, got {spec!r}")
-        unique = space == "nb201"
-        return [str(a) for a in spaces.sample(space, int(count), seed, unique=unique)]
+        return [str(a) for a in chosen.samples(int(count), seed, unique=chosen.enumerable)]
     path = Path(spec)
     if not path.is_file():
         raise RobustnasError(f"--archs {spec!r}: not all, unique, sample:N or an existing file")

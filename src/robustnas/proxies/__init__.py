@@ -9,8 +9,8 @@ networks), ``y`` the labels. Each proxy follows its reference implementation (sp
 zero-cost-proxies-and-rf-study.md §1, crose-and-arnas.md Part A). ``score`` fuses shared passes;
 ``score(..., fused=False)`` computes every proxy alone, with identical results.
 
-Adding a proxy is one function with ``@register(...)`` in the family's module, listed in
-``FAMILIES`` below.
+``REGISTRY`` is full on import. Adding a proxy is one function with ``@register(...)``: in a family
+module listed in ``FAMILIES`` below for the built-in ones, or anywhere in a user's code.
 """
 from __future__ import annotations
 
@@ -23,17 +23,13 @@ import torch
 from torch import nn
 
 from robustnas.proxies.evaluation import Evaluation
-from robustnas.proxies.registry import REGISTRY, ProxySpec, ProxyUndefined, register, resolve
+from robustnas.proxies.registry import REGISTRY, ProxySpec, ProxyUndefined, list_proxies, register, resolve
 
 FAMILIES = ("size", "gradient", "jacobian", "forward", "synflow", "robustness", "croze")
 
-__all__ = ["REGISTRY", "ProxySpec", "ProxyUndefined", "Scores", "compute", "register", "resolve", "score"]
-
-
-def load_all() -> None:
-    """Import every proxy family so that all proxies are registered."""
-    for family in FAMILIES:
-        importlib.import_module(f"robustnas.proxies.{family}")
+__all__ = [
+    "REGISTRY", "ProxySpec", "ProxyUndefined", "Scores", "compute", "list_proxies", "register", "resolve", "score",
+]  # fmt: skip
 
 
 class Scores(dict):
@@ -81,3 +77,8 @@ def score(
 def compute(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *, seed: int = 0) -> float:
     """One proxy, computed alone (NaN where undefined; ``score`` also gives the reason)."""
     return score(model, x, y, proxies=[name], seed=seed)[name]
+
+
+# The registry is full on import: every family module registers its proxies.
+for _family in FAMILIES:
+    importlib.import_module(f"robustnas.proxies.{_family}")

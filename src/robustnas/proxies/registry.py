@@ -74,9 +74,6 @@ def register(
 
 def resolve(names: str | list[str] | tuple[str, ...]) -> list[str]:
     """Proxy names from ``"all"``, a comma-separated string or a list; unknown names are an error."""
-    from robustnas.proxies import load_all
-
-    load_all()
     if isinstance(names, str):
         names = list(REGISTRY) if names.strip() == "all" else [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in names if n not in REGISTRY]
@@ -85,3 +82,8 @@ def resolve(names: str | list[str] | tuple[str, ...]) -> list[str]:
             f"unknown proxy {', '.join(unknown) or '(none given)'}; choose from: all, {', '.join(sorted(REGISTRY))}"
         )
     return list(dict.fromkeys(names))
+
+
+def list_proxies() -> dict[str, str]:
+    """Name -> one-line summary of every registered proxy."""
+    return {name: spec.summary for name, spec in REGISTRY.items()}

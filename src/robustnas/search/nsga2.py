@@ -1,6 +1,6 @@
 """Multi-objective search with NSGA-II (Deb et al. 2002) through Optuna's ask/tell interface.
 
-Every architecture is a point of the flat categorical encoding of ``SearchSpace.choices()``;
+Every architecture is a point of the flat categorical encoding of ``Space.choices()``;
 Optuna's ``NSGAIISampler`` draws the first generation uniformly, then breeds children by uniform
 crossover and mutation from parents chosen by non-domination rank and crowding distance.
 
@@ -34,7 +34,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from robustnas.errors import RobustnasError
-from robustnas.search.space import Arch, SearchSpace
+from robustnas.spaces import Arch, Space
 from robustnas.search.strategies import Strategy, Value, pareto_front
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,7 +55,7 @@ class NSGA2(Strategy):
 
     def __init__(
         self,
-        space: SearchSpace,
+        space: Space,
         seed: int,
         *,
         objectives: int,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 
 from robustnas.errors import RobustnasError
-from robustnas.search.space import Arch, SearchSpace
+from robustnas.spaces import Arch, Space
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +66,7 @@ class LiveProxies:
     (``scoring.score_arch``: same seeded initialisation and batch, so the value equals the one a
     scoring run stores, bit for bit at the same torch thread count) and stored at once. Values
     found in ``runs`` are copied into ``store`` too, so a search store holds every value it used.
-    Architectures are named by ``str(arch)`` (``SearchSpace.key`` for the canonical archs strategies
+    Architectures are named by ``str(arch)`` (``Space.key`` for the canonical archs strategies
     give); ``settings.proxies`` is not used, ``values`` names the proxies. ``computed`` counts networks
     built, ``seconds`` the time spent in them.
     """
@@ -150,7 +150,7 @@ class LiveProxies:
 
 
 class TableProxies:
-    """Proxy values replayed from a table: index ``SearchSpace.key`` strings, one column per proxy.
+    """Proxy values replayed from a table: index ``Space.key`` strings, one column per proxy.
 
     NaN marks an undefined value; NAS-Bench-Suite-Zero's -1e8 sentinel (spec §1.1) is read as NaN
     too, so that a lower-is-better proxy never turns an undefined value into the best one.
@@ -215,9 +215,8 @@ def _positive(number: object) -> bool:
 
 def _proxy_spec(name: str) -> Any:
     """The registered proxy ``name``, or one error listing every proxy."""
-    from robustnas.proxies import REGISTRY, load_all
+    from robustnas.proxies import REGISTRY
 
-    load_all()
     if name not in REGISTRY:
         raise RobustnasError(
             f"unknown proxy {name!r} in the objective; proxies: {', '.join(sorted(REGISTRY))} "
@@ -291,10 +290,10 @@ class PredictorObjective(Objective):
         source: ProxySource | None,
         target: str | None = None,
         *,
-        space: SearchSpace | str | None = None,
+        space: Space | str | None = None,
     ) -> None:
         from robustnas.predict import Predictor
-        from robustnas.proxies import REGISTRY, load_all
+        from robustnas.proxies import REGISTRY
         from robustnas.spaces.nb201 import GRAPH_FEATURES
 
         self.predictor = predictor if isinstance(predictor, Predictor) else Predictor.load(Path(predictor))
@@ -308,7 +307,6 @@ class PredictorObjective(Objective):
         if len(set(summed)) != len(summed):
             raise RobustnasError(f"target {self.target!r} names an output twice; sum each target once")
         self._columns = [targets.index(name) for name in summed]
-        load_all()
         features = self.predictor.features
         self.proxies = [f for f in features if f in REGISTRY]
         self.graph = [f for f in features if f in GRAPH_FEATURES]
@@ -318,7 +316,7 @@ class PredictorObjective(Objective):
                 f"predictor feature(s) {', '.join(unknown)} are neither proxies nor NB201 graph features; "
                 "fit the predictor on those only"
             )
-        space_name = space.name if isinstance(space, SearchSpace) else space
+        space_name = space.name if isinstance(space, Space) else space
         if self.graph and space_name not in (None, "nb201"):
             raise RobustnasError(
                 f"the predictor uses NB201 graph features ({self.graph[0]}, ...); it cannot search {space_name}"
@@ -496,7 +494,7 @@ class Combined(Objective):
 def parse_objective(
     spec: str,
     *,
-    space: SearchSpace | str,
+    space: Space | str,
     dataset: str,
     source: ProxySource | None,
     bench: Benchmark | None = None,
@@ -505,7 +503,7 @@ def parse_objective(
 ) -> Objective:
     """The objective named by ``spec`` (see the module docstring); commas make a ``Combined`` one,
     and ``max_latency_ms`` wraps the result in a ``Constrained`` (NB201 only)."""
-    space_name = space.name if isinstance(space, SearchSpace) else space
+    space_name = space.name if isinstance(space, Space) else space
     parts = _split_objectives(spec)
     if not spec.strip() or not all(parts):
         raise RobustnasError(f"empty objective in {spec!r}; give {OBJECTIVE_GRAMMAR}, several separated by commas")
@@ -545,7 +543,9 @@ def _benchmark_for(space: str, bench: Benchmark | None) -> Benchmark:
     """``bench`` (default: the shipped NB201 tables); an error outside NB201, which has no benchmark."""
     from robustnas.bench import Benchmark
 
-    if space != "nb201":
+    from robustnas import spaces
+
+    if not spaces.get(space).has_benchmark:
         raise RobustnasError(f"bench:, latency: and latency limits use NB201 benchmarks; the {space} space has none")
     return bench or Benchmark()
 

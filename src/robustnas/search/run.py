@@ -23,7 +23,8 @@ import pandas as pd
 from robustnas.bench.names import CORRUPTIONS
 from robustnas.errors import RobustnasError
 from robustnas.files import atomic_write, replace_file, run_lock
-from robustnas.search.space import Arch, SearchSpace
+from robustnas import spaces
+from robustnas.spaces import Arch, Space
 from robustnas.search.strategies import Strategy, pareto_front
 from robustnas.store import Key, Result, Store, config_hash
 
@@ -155,7 +156,7 @@ def benchmark_record(arch: Arch, dataset: str, bench: Any) -> dict[str, Any]:
     clean, FGSM at 8/255, PGD at 1/255 and (CIFAR) the mean over the 15 corruptions x 5 severities.
     """
     table = bench.table(dataset)
-    index = int(SearchSpace("nb201").canonical(arch).index)
+    index = spaces.get("nb201").benchmark_index(arch)
     columns = dict(REPORTED)
     frame = table[list(columns.values())].copy()
     corruption_columns = [c for c in table.columns if c.split("@")[0] in CORRUPTIONS]
@@ -219,7 +220,7 @@ def write_result(
     settings: SearchSettings,
     outcome: SearchOutcome,
     objective_names: Sequence[str],
-    space: SearchSpace,
+    space: Space,
     bench: Any = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -241,11 +242,11 @@ def write_result(
     }
     if len(best) > 1 or len(objective_names) > 1:
         result["pareto_front"] = [{"arch": e.arch, **_json_values(objective_names, e.values)} for e in best]
-    if settings.space == "nb201" and bench is not None:
+    if space.has_benchmark and bench is not None:
         result["benchmark"] = benchmark_record(space.parse(chosen.arch), settings.dataset, bench)
     else:
         genotype_file = out / "best_genotype.json"
-        replace_file(genotype_file, json.dumps(space.parse(chosen.arch).to_json(), indent=2) + "\n")
+        replace_file(genotype_file, json.dumps(space.record(space.parse(chosen.arch)), indent=2) + "\n")
         result["genotype_file"] = str(genotype_file)
     replace_file(out / "result.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
     frame = trajectory_frame(outcome, objective_names)
@@ -318,8 +319,8 @@ def run(
     from robustnas.progress import LoopProgress
     from robustnas.scoring import ScoreSettings, announce_cost
     from robustnas.search.objectives import LiveProxies, parse_objective
-    space = SearchSpace(settings.space)
-    bench = Benchmark() if settings.space == "nb201" else None
+    space = spaces.get(settings.space)
+    bench = Benchmark() if space.has_benchmark else None
     if settings.max_latency_ms is None and settings.latency_device != "edgegpu":
         raise RobustnasError("--latency-device applies to --max-latency; give both (latency:DEVICE names its own device)")
     with run_lock(out), open_search(out, settings) as store:
@@ -354,7 +355,7 @@ def _stored_evaluations(store: Store, objective: Any) -> int:
     return len(store.frame(RUN, config=config_hash(objective.config()))) // len(objective.names)
 
 
-def _strategy(settings: SearchSettings, space: SearchSpace, objectives: int, storage: str) -> Strategy:
+def _strategy(settings: SearchSettings, space: Space, objectives: int, storage: str) -> Strategy:
     """The strategy of ``settings``, checked against the objective count and the budget."""
     from robustnas.search.strategies import make_strategy
 

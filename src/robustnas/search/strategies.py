@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from robustnas.errors import RobustnasError
-from robustnas.search.space import Arch, SearchSpace
+from robustnas.spaces import Arch, Space
 
 Value = Any  # float, or tuple[float, ...] for multi-objective strategies
 Scored = tuple[Arch, float]
@@ -32,7 +32,7 @@ class Strategy(ABC):
 
     objectives: int | str = 1  # values per evaluation; "any" for multi-objective strategies
 
-    def __init__(self, space: SearchSpace, seed: int) -> None:
+    def __init__(self, space: Space, seed: int) -> None:
         self.space = space
         self.seed = seed
         self.rng = random.Random(seed)
@@ -98,7 +98,7 @@ class _BatchStrategy(Strategy):
     and the values (resume by replay). ``_next_batch`` proposes; ``_batch_done`` learns.
     """
 
-    def __init__(self, space: SearchSpace, seed: int) -> None:
+    def __init__(self, space: Space, seed: int) -> None:
         super().__init__(space, seed)
         self._asked: list[Arch] = []
         self._values: list[float | None] = []
@@ -145,7 +145,7 @@ class WarmupMove(_BatchStrategy):
     their parent: the official code's in-place mutation of the parent's cell lists cannot happen.
     """
 
-    def __init__(self, space: SearchSpace, seed: int, init_pool: int = 50, sample_pool: int = 5) -> None:
+    def __init__(self, space: Space, seed: int, init_pool: int = 50, sample_pool: int = 5) -> None:
         super().__init__(space, seed)
         self.init_pool = _count("init_pool", init_pool)
         self.sample_pool = _count("sample_pool", sample_pool)
@@ -174,7 +174,7 @@ class RegularizedEvolution(_BatchStrategy):
     on tell the child joins the population and the oldest member leaves, whatever its value.
     """
 
-    def __init__(self, space: SearchSpace, seed: int, population: int = 50, sample: int = 10) -> None:
+    def __init__(self, space: Space, seed: int, population: int = 50, sample: int = 10) -> None:
         super().__init__(space, seed)
         self.population = _count("population", population)
         self.sample = _count("sample", sample)
@@ -208,7 +208,7 @@ class Exhaustive(Strategy):
     large to enumerate (the space's one-line error at construction).
     """
 
-    def __init__(self, space: SearchSpace, seed: int, batch: int = 100) -> None:
+    def __init__(self, space: Space, seed: int, batch: int = 100) -> None:
         super().__init__(space, seed)
         self.batch = _count("batch", batch)
         self._order = space.population()
@@ -226,7 +226,7 @@ def _argmax(results: list[Scored] | deque[Scored]) -> Scored:
     return max(results, key=lambda result: result[1])
 
 
-def _distinct_samples(space: SearchSpace, rng: random.Random, count: int) -> list[Arch]:
+def _distinct_samples(space: Space, rng: random.Random, count: int) -> list[Arch]:
     """``count`` different random architectures in the order drawn (a repeat is drawn again)."""
     archs: dict[Arch, None] = {}
     for _ in range(_DRAWS_PER_ARCH * count):
@@ -273,7 +273,7 @@ def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
     return front
 
 
-def _nsga2(space: SearchSpace, seed: int, **options: Any) -> Strategy:
+def _nsga2(space: Space, seed: int, **options: Any) -> Strategy:
     from robustnas.search.nsga2 import NSGA2  # imports optuna (slow): only when asked for
 
     return NSGA2(space, seed, **options)
@@ -288,7 +288,7 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
 }
 
 
-def make_strategy(name: str, space: SearchSpace, seed: int, **options: Any) -> Strategy:
+def make_strategy(name: str, space: Space, seed: int, **options: Any) -> Strategy:
     """The strategy registered as ``name``; ``options`` are its keyword arguments."""
     if name not in STRATEGIES:
         raise RobustnasError(f"unknown search strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

@@ -16,10 +16,10 @@ object with ``"space": "arnas"`` and published names (``"ARNAS"``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from robustnas.spaces.darts import CellGenotype, check_network_size, reduction_cells
-from robustnas.spaces.darts_ops import PRIMITIVES, CellNetwork, CellSpec, Pairs
+from robustnas.spaces.darts import PRIMITIVES, CellGenotype, CellSpace, Pairs, reduction_cells
+from robustnas.spaces.base import register
 
 ARNAS_OPS: tuple[str, ...] = tuple(op for op in PRIMITIVES if op != "none")
 
@@ -62,30 +62,27 @@ def cell_channels(channels: int, layers: int) -> tuple[int, ...]:
     return tuple(channels * (2 if i >= first else 1) for i in range(layers))
 
 
-class ArnasNetwork(CellNetwork):
-    """The ARNAS evaluation network (``NetworkCIFAR_new`` of the ARNAS code) for one genotype.
+class ArnasSpace(CellSpace):
+    """The ARNAS space; networks: ARNAS ``NetworkCIFAR_new`` (C=64, 20 cells, as the ARNAS code;
+    on Tiny-ImageNet-200 C=84 with 14 cells, spec §B.5, 5.41 M parameters)."""
 
-    Stem 3x3 conv to 3C + BN, ``layers`` cells typed by :func:`cell_types` with widths from
-    :func:`cell_channels`, global average pool, linear classifier; the optional auxiliary head reads
-    cell ⌊2L/3⌋ (the second reduction). Published setting: C=64, 20 cells, auxiliary on (spec §B.5).
-    Takes a normalised [N, 3, 32, 32] batch and returns logits, or ``(logits, aux_logits)`` in training
-    mode when ``auxiliary`` is on. ``drop_path_prob`` is a settable attribute.
-    """
+    name = "arnas"
+    label = "ARNAS"
+    summary = "ARNAS accurate + reduction + robust cells (Ou et al. 2024), C=64, 20 cells"
+    default_sizes = {"C": 64, "layers": 20}
+    GENOTYPE = ArnasGenotype
 
-    def __init__(
-        self,
-        genotype: ArnasGenotype | str | dict,
-        C: int = 64,
-        layers: int = 20,
-        num_classes: int = 10,
-        auxiliary: bool = False,
-        drop_path_prob: float = 0.0,
-    ):
-        genotype = ArnasGenotype.parse(genotype)
-        check_network_size("ARNAS", C, layers, num_classes)
-        specs = [
-            CellSpec(getattr(genotype, kind), getattr(genotype, f"{kind}_concat"), width, kind == "reduce")
-            for kind, width in zip(cell_types(layers), cell_channels(C, layers))
-        ]
-        super().__init__(specs, 3 * C, num_classes, auxiliary, reduction_cells(layers)[1], drop_path_prob)
-        self.genotype = genotype
+    def sizes_for(self, dataset: str) -> dict[str, Any]:
+        from robustnas.data.names import TINY_IMAGENET, canonical_dataset
+
+        if canonical_dataset(dataset) == TINY_IMAGENET:
+            return {"C": 84, "layers": 14}  # ARNAS_train_eval/train_tiny_imagenet
+        return dict(self.default_sizes)
+
+    def network(self, arch: Any, num_classes: int, **sizes: Any):
+        from robustnas.spaces.darts_ops import ArnasNetwork
+
+        return ArnasNetwork(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
+
+
+register(ArnasSpace())

@@ -25,10 +25,24 @@ import numbers
 import random
 import reprlib
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any, ClassVar, TypeVar
 
 from robustnas.errors import ArchError
-from robustnas.spaces.darts_ops import PRIMITIVES, CellNetwork, CellSpec, Pairs
+from robustnas.spaces.base import Space, register
+
+# The 8 DARTS primitives in the order of the DARTS code (cnn/genotypes.py PRIMITIVES).
+PRIMITIVES: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+Pairs = tuple[tuple[str, int], ...]
 
 NODES = 4  # intermediate nodes per cell
 FIRST_NODE = 2  # nodes 0 and 1 are the cell inputs
@@ -43,7 +57,8 @@ class CellGenotype:
 
     Subclasses are frozen dataclasses with one ``<cell>`` and one ``<cell>_concat`` field per name in
     ``CELLS`` (in that order) and set ``SPACE`` (the JSON tag), ``LABEL`` (for messages), ``OPS``
-    (accepted op names) and ``SAMPLE_OPS`` (ops drawn by :meth:`sample` and :meth:`mutate`).
+    (accepted op names), ``SAMPLE_OPS`` (ops drawn by :meth:`sample` and :meth:`mutate`) and, where
+    cells have other than 4 nodes, ``PAIRS``.
     """
 
     SPACE: ClassVar[str]
@@ -51,6 +66,7 @@ class CellGenotype:
     CELLS: ClassVar[tuple[str, ...]]
     OPS: ClassVar[tuple[str, ...]]
     SAMPLE_OPS: ClassVar[tuple[str, ...]]
+    PAIRS: ClassVar[int] = PAIRS_PER_CELL  # (op, input) pairs per cell, two per intermediate node
 
     def __post_init__(self) -> None:
         for cell in self.CELLS:
@@ -61,10 +77,11 @@ class CellGenotype:
     # ---- validation ------------------------------------------------------------------------
     def _checked_pairs(self, cell: str, value: Any) -> Pairs:
         where = f"{self.LABEL} genotype, {cell} cell"
-        if not _is_sequence(value) or len(value) != PAIRS_PER_CELL:
+        if not _is_sequence(value) or len(value) != self.PAIRS:
             count = len(value) if _is_sequence(value) else type(value).__name__
+            last = FIRST_NODE + self.PAIRS // 2 - 1
             raise ArchError(
-                f"{where}: needs {PAIRS_PER_CELL} (op, input) pairs (2 for each of nodes 2..5), got {count}"
+                f"{where}: needs {self.PAIRS} (op, input) pairs (2 for each of nodes 2..{last}), got {count}"
             )
         pairs = []
         for position, pair in enumerate(value):
@@ -89,7 +106,7 @@ class CellGenotype:
                     f"0..{node - 1} (0, 1 = cell inputs, 2.. = earlier nodes)"
                 )
             pairs.append((op, int(source)))
-        for position in range(0, PAIRS_PER_CELL, 2):
+        for position in range(0, self.PAIRS, 2):
             source = pairs[position][1]
             if source == pairs[position + 1][1]:
                 raise ArchError(
@@ -351,31 +368,84 @@ def cell_channels(channels: int, layers: int) -> tuple[int, ...]:
     return tuple(channels * (1 + (i >= first)) * (1 + (i >= second)) for i in range(layers))
 
 
-class DartsNetwork(CellNetwork):
-    """The DARTS CIFAR evaluation network (``NetworkCIFAR`` of the DARTS code) for one genotype.
+class CellSpace(Space):
+    """A space of DARTS-style genotypes (``GENOTYPE``, a :class:`CellGenotype`): genotypes are used
+    as they are (their string names their network); random moves are the genotype's own.
 
-    Stem 3x3 conv to 3C + BN, ``layers`` cells (reduction cells at ⌊L/3⌋ and ⌊2L/3⌋ double the
-    channels), global average pool, linear classifier; the optional auxiliary head reads cell ⌊2L/3⌋.
-    Takes a normalised [N, 3, 32, 32] batch and returns logits, or ``(logits, aux_logits)`` in training
-    mode when ``auxiliary`` is on. ``drop_path_prob`` is a settable attribute (DARTS schedules it).
+    The flat encoding holds, per cell and node, the two inputs as one choice ``"i,j"`` (i < j,
+    distinct as in ``sample``) and each input's op; it keeps the default concat [2, 3, 4, 5], and
+    ``decode`` lists a node's lower input first, so ``decode(encode(g))`` is ``g`` up to that order.
     """
 
-    def __init__(
-        self,
-        genotype: DartsGenotype | str | dict,
-        C: int = 36,
-        layers: int = 20,
-        num_classes: int = 10,
-        auxiliary: bool = False,
-        drop_path_prob: float = 0.0,
-    ):
-        genotype = DartsGenotype.parse(genotype)
-        check_network_size("DARTS", C, layers, num_classes)
-        reductions = reduction_cells(layers)
-        specs = []
-        for index, width in enumerate(cell_channels(C, layers)):
-            cell = "reduce" if index in reductions else "normal"
-            pairs, concat = getattr(genotype, cell), getattr(genotype, f"{cell}_concat")
-            specs.append(CellSpec(pairs, concat, width, reduction=cell == "reduce"))
-        super().__init__(specs, 3 * C, num_classes, auxiliary, reductions[1], drop_path_prob)
-        self.genotype = genotype
+    GENOTYPE: ClassVar[type[CellGenotype]]
+
+    def parse_value(self, value: Any) -> CellGenotype:
+        return self.GENOTYPE.parse(value)
+
+    def published(self) -> dict[str, CellGenotype]:
+        return self.GENOTYPE.published()
+
+    def random_arch(self, rng: random.Random) -> CellGenotype:
+        return self.GENOTYPE.sample(rng)
+
+    def mutate_once(self, arch: CellGenotype, rng: random.Random) -> CellGenotype:
+        return arch.mutate(rng)
+
+    def neighbours(self, arch: CellGenotype) -> list[CellGenotype]:
+        return arch.neighbours()
+
+    def choices(self) -> dict[str, tuple[Any, ...]]:
+        result: dict[str, tuple[Any, ...]] = {}
+        for cell in self.GENOTYPE.CELLS:
+            for node in _nodes():
+                result[f"{cell}_node{node}_inputs"] = tuple(f"{i},{j}" for i, j in combinations(range(node), 2))
+                for slot in (0, 1):
+                    result[f"{cell}_node{node}_op{slot}"] = tuple(self.GENOTYPE.SAMPLE_OPS)
+        return result
+
+    def encode(self, arch: Any) -> dict[str, Any]:
+        arch = self.canonical(arch)
+        result: dict[str, Any] = {}
+        for cell in arch.CELLS:
+            if getattr(arch, f"{cell}_concat") != DEFAULT_CONCAT:
+                raise ArchError(
+                    f"the flat encoding keeps the default concat {list(DEFAULT_CONCAT)}; the {cell} cell has another"
+                )
+            pairs = getattr(arch, cell)
+            for slot, node in enumerate(_nodes()):
+                first, second = sorted(pairs[2 * slot : 2 * slot + 2], key=lambda pair: pair[1])
+                result[f"{cell}_node{node}_inputs"] = f"{first[1]},{second[1]}"
+                result[f"{cell}_node{node}_op0"], result[f"{cell}_node{node}_op1"] = first[0], second[0]
+        return result
+
+    def decode_params(self, params: dict[str, Any]) -> CellGenotype:
+        fields: dict[str, Any] = {}
+        for cell in self.GENOTYPE.CELLS:
+            pairs = []
+            for node in _nodes():
+                first, second = (int(i) for i in str(params[f"{cell}_node{node}_inputs"]).split(","))
+                pairs += [(params[f"{cell}_node{node}_op0"], first), (params[f"{cell}_node{node}_op1"], second)]
+            fields[cell], fields[f"{cell}_concat"] = tuple(pairs), DEFAULT_CONCAT
+        return self.GENOTYPE(**fields)
+
+
+def _nodes() -> range:
+    return range(FIRST_NODE, FIRST_NODE + NODES)
+
+
+class DartsSpace(CellSpace):
+    """The DARTS space; networks: DARTS ``NetworkCIFAR`` (C=36, 20 cells, as the DARTS paper)."""
+
+    name = "darts"
+    label = "DARTS"
+    summary = "DARTS normal + reduction cells (Liu et al. 2019), C=36, 20 cells"
+    default_sizes = {"C": 36, "layers": 20}
+    GENOTYPE = DartsGenotype
+
+    def network(self, arch: Any, num_classes: int, **sizes: Any):
+        from robustnas.spaces.darts_ops import DartsNetwork
+
+        return DartsNetwork(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
+
+
+register(DartsSpace())

@@ -21,19 +21,17 @@ import torch
 from torch import nn
 
 from robustnas.errors import RobustnasError
-
-# The 8 DARTS primitives in the order of the DARTS code (cnn/genotypes.py PRIMITIVES).
-PRIMITIVES: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
+from robustnas.spaces.arnas import ArnasGenotype, cell_types
+from robustnas.spaces.arnas import cell_channels as arnas_cell_channels
+from robustnas.spaces.darts import (
+    PRIMITIVES,
+    CellGenotype,
+    DartsGenotype,
+    Pairs,
+    cell_channels,
+    check_network_size,
+    reduction_cells,
 )
-
 
 class _OpModule(nn.Module):
     """An op whose layers live in ``self.op`` (the official attribute name, kept for state-dict keys)."""
@@ -86,6 +84,19 @@ class SepConv(_OpModule):
         )
 
 
+class Conv7x1x7(_OpModule):
+    """ReLU -> 1x7 conv -> 7x1 conv -> BN, the stride split over the two (DARTS ``conv_7x1_1x7``)."""
+
+    def __init__(self, c: int, stride: int, affine: bool = True):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            nn.Conv2d(c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+        )
+
+
 class Zero(nn.Module):
     """The ``none`` op: zeros with the output shape of a stride-``stride`` op."""
 
@@ -128,6 +139,9 @@ OPS: dict[str, OpFactory] = {
     "sep_conv_5x5": lambda c, stride, affine: SepConv(c, 5, stride, 2, affine),
     "dil_conv_3x3": lambda c, stride, affine: DilConv(c, 3, stride, 2, 2, affine),
     "dil_conv_5x5": lambda c, stride, affine: DilConv(c, 5, stride, 4, 2, affine),
+    # The two further primitives of CRoZe's DARTS-like space (DARTS operations.py, as CRoZe uses them).
+    "sep_conv_7x7": lambda c, stride, affine: SepConv(c, 7, stride, 3, affine),
+    "conv_7x1_1x7": lambda c, stride, affine: Conv7x1x7(c, stride, affine),
 }
 
 
@@ -142,8 +156,6 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
     mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep_prob)
     return x / keep_prob * mask
 
-
-Pairs = tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True)
@@ -303,3 +315,65 @@ def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:
     return sum(
         p.numel() for name, p in model.named_parameters() if include_auxiliary or "auxiliary" not in name
     )
+
+
+class DartsNetwork(CellNetwork):
+    """The DARTS CIFAR evaluation network (``NetworkCIFAR`` of the DARTS code) for one genotype.
+
+    Stem 3x3 conv to 3C + BN, ``layers`` cells (reduction cells at ⌊L/3⌋ and ⌊2L/3⌋ double the
+    channels), global average pool, linear classifier; the optional auxiliary head reads cell ⌊2L/3⌋.
+    Takes a normalised [N, 3, 32, 32] batch and returns logits, or ``(logits, aux_logits)`` in training
+    mode when ``auxiliary`` is on. ``drop_path_prob`` is a settable attribute (DARTS schedules it).
+    ``genotype`` is a DARTS genotype in any form ``DartsGenotype.parse`` reads, or another genotype
+    with normal and reduce cells (CRoZe's DARTS-like space uses this network with its own cells).
+    """
+
+    def __init__(
+        self,
+        genotype: CellGenotype | str | dict,
+        C: int = 36,
+        layers: int = 20,
+        num_classes: int = 10,
+        auxiliary: bool = False,
+        drop_path_prob: float = 0.0,
+    ):
+        if not isinstance(genotype, CellGenotype):
+            genotype = DartsGenotype.parse(genotype)
+        check_network_size(genotype.LABEL, C, layers, num_classes)
+        reductions = reduction_cells(layers)
+        specs = []
+        for index, width in enumerate(cell_channels(C, layers)):
+            cell = "reduce" if index in reductions else "normal"
+            pairs, concat = getattr(genotype, cell), getattr(genotype, f"{cell}_concat")
+            specs.append(CellSpec(pairs, concat, width, reduction=cell == "reduce"))
+        super().__init__(specs, 3 * C, num_classes, auxiliary, reductions[1], drop_path_prob)
+        self.genotype = genotype
+
+
+class ArnasNetwork(CellNetwork):
+    """The ARNAS evaluation network (``NetworkCIFAR_new`` of the ARNAS code) for one genotype.
+
+    Stem 3x3 conv to 3C + BN, ``layers`` cells typed by :func:`cell_types` with widths from
+    :func:`cell_channels`, global average pool, linear classifier; the optional auxiliary head reads
+    cell ⌊2L/3⌋ (the second reduction). Published setting: C=64, 20 cells, auxiliary on (spec §B.5).
+    Takes a normalised [N, 3, 32, 32] batch and returns logits, or ``(logits, aux_logits)`` in training
+    mode when ``auxiliary`` is on. ``drop_path_prob`` is a settable attribute.
+    """
+
+    def __init__(
+        self,
+        genotype: ArnasGenotype | str | dict,
+        C: int = 64,
+        layers: int = 20,
+        num_classes: int = 10,
+        auxiliary: bool = False,
+        drop_path_prob: float = 0.0,
+    ):
+        genotype = ArnasGenotype.parse(genotype)
+        check_network_size("ARNAS", C, layers, num_classes)
+        specs = [
+            CellSpec(getattr(genotype, kind), getattr(genotype, f"{kind}_concat"), width, kind == "reduce")
+            for kind, width in zip(cell_types(layers), arnas_cell_channels(C, layers))
+        ]
+        super().__init__(specs, 3 * C, num_classes, auxiliary, reduction_cells(layers)[1], drop_path_prob)
+        self.genotype = genotype

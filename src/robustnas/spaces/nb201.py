@@ -10,15 +10,17 @@ Encodings (all lossless, see spec zero-cost-proxies-and-rf-study.md §3.4):
 from __future__ import annotations
 
 import ast
+import json
 import random
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from robustnas.errors import ArchError
+from robustnas.spaces.base import Space, register
 
 OPS: tuple[str, ...] = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 EDGES: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
@@ -99,15 +101,20 @@ class NB201Arch:
 
     @classmethod
     def parse(cls, value: "NB201Arch | str | int | tuple | list") -> "NB201Arch":
-        """Accept an op-index tuple (or its text ``"(0, 2, 3, 2, 3, 1)"``), an NB201 string or index."""
+        """Accept an op-index tuple (or its text ``"(0, 2, 3, 2, 3, 1)"``), an NB201 string or index, or
+        the JSON object of :meth:`to_json` (or its text)."""
         if isinstance(value, NB201Arch):
             return value
         if isinstance(value, (tuple, list)):
             return cls(tuple(value))
-        if isinstance(value, (int, np.integer)):
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             return cls.from_index(int(value))
+        if isinstance(value, dict):
+            return cls.from_json(value)
         if isinstance(value, str):
             text = value.strip()
+            if text.startswith("{"):
+                return cls.from_json(_json_object(text))
             if text.isascii() and text.lstrip("-").isdigit():
                 return cls.from_index(int(text))
             if text.startswith("|"):
@@ -128,9 +135,10 @@ class NB201Arch:
 
     @classmethod
     def from_json(cls, data: dict) -> "NB201Arch":
-        if data.get("space", "nb201") != "nb201" or "ops" not in data:
-            raise ArchError(f"not an NB201 architecture JSON object: {data!r}")
-        return cls(tuple(data["ops"]))
+        if not isinstance(data, dict) or data.get("space", "nb201") != "nb201" or "ops" not in data:
+            raise ArchError(f"not an NB201 architecture JSON object (needs \"ops\": [6 op indices]): {data!r:.120}")
+        ops = data["ops"]
+        return cls(tuple(ops) if isinstance(ops, list) else ops)
 
     # ---- counts of op types (used by the closed-form checks) -------------------------------
     def count(self, op: str) -> int:
@@ -270,3 +278,91 @@ def _representative_index() -> np.ndarray:
         key = NB201Arch.from_index(index).unique_string()
         rep[index] = first_seen.setdefault(key, index)
     return rep
+
+
+def _json_object(text: str) -> object:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError, ValueError) as error:
+        raise ArchError(f"cannot read NB201 architecture JSON {text!r:.120}: {error}") from None
+
+
+class NB201Space(Space):
+    """NAS-Bench-201 as a search space: searches run over the 6,466 isomorphism classes.
+
+    Every architecture a strategy sees is its class representative (``NB201Arch.isomorph``), so no
+    two evaluations are the same network function and benchmark lookups need no mapping; random
+    architectures of a search are uniform over the classes (a uniform cell would favour classes
+    with many cells, e.g. those cut off by ``none`` edges). Networks: the NB201 skeleton (C=16,
+    5 cells per stage).
+    """
+
+    name = "nb201"
+    label = "NB201"
+    summary = "NAS-Bench-201 cells (15,625; 6,466 unique), with the robustness benchmark"
+    default_sizes = {"channels": 16, "cells_per_stage": 5}
+    reads_files = False  # NB201 architectures are always given inline
+    formats = ("tuple", "string", "index", "json")
+    enumerable = True
+    has_benchmark = True
+
+    def parse_value(self, value: Any) -> NB201Arch:
+        return NB201Arch.parse(value)
+
+    def record(self, arch: NB201Arch) -> str:
+        return arch.to_string()
+
+    def convert(self, arch: NB201Arch, to: str) -> str:
+        if to == "tuple":
+            return str(arch.ops)
+        if to == "index":
+            return str(arch.index)
+        return super().convert(arch, to)
+
+    def describe(self, arch: NB201Arch) -> dict[str, Any]:
+        return {
+            "ops": list(arch.ops),
+            "index": arch.index,
+            "isomorph_index": arch.isomorph_index,
+            "unique_string": arch.unique_string(),
+        }
+
+    def canonical(self, arch: Any) -> NB201Arch:
+        return self.parse(arch).isomorph()
+
+    def benchmark_index(self, arch: Any) -> int:
+        return int(self.canonical(arch).index)
+
+    def random_arch(self, rng: random.Random) -> NB201Arch:
+        return NB201Arch.sample(rng)
+
+    def mutate_once(self, arch: NB201Arch, rng: random.Random) -> NB201Arch:
+        return arch.mutate(rng)
+
+    def neighbours(self, arch: NB201Arch) -> list[NB201Arch]:
+        return arch.neighbours()
+
+    def enumerate_population(self) -> list[NB201Arch]:
+        """The 6,466 class representatives, by NB201 index."""
+        return [NB201Arch.from_index(int(index)) for index in unique_indices()]
+
+    def all_encodings(self) -> list[NB201Arch]:
+        return list(all_archs())
+
+    def choices(self) -> dict[str, tuple[Any, ...]]:
+        """``edge0..edge5`` over the 5 op indices."""
+        return {f"edge{e}": tuple(range(NUM_OPS)) for e in range(NUM_EDGES)}
+
+    def encode(self, arch: Any) -> dict[str, Any]:
+        return {f"edge{e}": op for e, op in enumerate(self.canonical(arch).ops)}
+
+    def decode_params(self, params: dict[str, Any]) -> NB201Arch:
+        return NB201Arch(tuple(int(params[f"edge{e}"]) for e in range(NUM_EDGES)))
+
+    def network(self, arch: Any, num_classes: int, **sizes: Any):
+        from robustnas.spaces.nb201_net import NB201Network
+
+        return NB201Network(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
+
+
+register(NB201Space())

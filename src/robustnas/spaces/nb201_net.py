@@ -15,10 +15,9 @@ import torch
 from torch import nn
 
 from robustnas.errors import RobustnasError
-from robustnas.spaces import INPUT_SIZE, NUM_CLASSES, check_space
 from robustnas.spaces.nb201 import EDGES, OPS, NB201Arch
 
-__all__ = ["INPUT_SIZE", "NB201Network", "build_nb201"]
+__all__ = ["NB201Network"]
 
 
 class ReLUConvBN(nn.Sequential):
@@ -166,8 +165,3 @@ class NB201Network(nn.Module):
             )
         return cells // 3
 
-
-def build_nb201(arch: NB201Arch | str | int | tuple, dataset: str = "cifar10", **kwargs) -> NB201Network:
-    """The NB201 network of ``arch`` for a benchmark dataset (10/100/120 classes)."""
-    check_space("nb201", dataset)
-    return NB201Network(NB201Arch.parse(arch), num_classes=NUM_CLASSES[dataset], **kwargs)

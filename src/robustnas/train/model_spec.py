@@ -4,15 +4,15 @@
 model.json (written by ``robustnas train`` before the first epoch)::
 
     {"format": "robustnas-model", "version": 1,
-     "network": "nb201" | "darts" | "arnas" | "resnet18",
-     "arch": NB201 string | DARTS/ARNAS genotype JSON object | null (resnet18),
+     "network": a registered space ("nb201", "darts", "arnas", "croze-darts", ...) | "resnet18",
+     "arch": the space's stored form (NB201 string, genotype JSON object) | null (resnet18),
      "dataset": "cifar10", "num_classes": 10,
      "options": constructor sizes, e.g. {"channels": 16, "cells_per_stage": 5},
      "data": {"path": ..., "holdout": ..., "limit": ...}}   # the training images (cli.py)
 
-Sizes are the standard evaluation networks of ``robustnas.spaces.build`` (NB201 C=16, 5 cells
-per stage; DARTS C=36, 20 cells; ARNAS C=64, 20 cells, and on Tiny-ImageNet-200 C=84, 14 cells as
-ARNAS trains it, crose-and-arnas.md §B.5) and He et al.'s PreAct ResNet-18, all wrapped in
+Sizes are each space's standard evaluation sizes for the dataset (``Space.sizes_for``: NB201 C=16,
+5 cells per stage; DARTS C=36, 20 cells; ARNAS C=64, 20 cells, and on Tiny-ImageNet-200 C=84, 14
+cells as ARNAS trains it, crose-and-arnas.md §B.5) and He et al.'s PreAct ResNet-18, all wrapped in
 ``NormalizedModel`` with the dataset's constants, so they take [0,1] pixels of any size (global
 average pooling before the classifier).
 """
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustnas.data.names import TINY_IMAGENET, canonical_dataset
+from robustnas.data.names import canonical_dataset
 from robustnas.errors import RobustnasError
 from robustnas.files import replace_file
 from robustnas.train.checkpoint import FORMAT as CHECKPOINT_FORMAT
@@ -38,16 +38,7 @@ MODEL_FILE = "model.json"
 FORMAT = "robustnas-model"
 VERSION = 1
 RESNET18 = "resnet18"
-NETWORKS = ("nb201", "darts", "arnas", RESNET18)
-OPTIONS: dict[str, dict[str, Any]] = {
-    "nb201": {"channels": 16, "cells_per_stage": 5},
-    "darts": {"C": 36, "layers": 20},
-    "arnas": {"C": 64, "layers": 20},
-    RESNET18: {"bn_before_fc": True},
-}
-# Sizes that differ by dataset: ARNAS on Tiny-ImageNet-200 (64x64) is C=84 with 14 cells, 5.41 M
-# parameters (crose-and-arnas.md §B.5; ARNAS_train_eval/train_tiny_imagenet).
-DATASET_OPTIONS: dict[tuple[str, str], dict[str, Any]] = {("arnas", TINY_IMAGENET): {"C": 84, "layers": 14}}
+RESNET18_OPTIONS: dict[str, Any] = {"bn_before_fc": True}
 WEIGHT_FILES = ("final.pt", "checkpoint.pt")  # a run directory's weights, in order of preference
 
 
@@ -68,11 +59,10 @@ class ModelSpec:
         from robustnas import spaces
 
         if arch.strip().lower() == RESNET18:
-            return cls(RESNET18, None, dataset, num_classes, dict(OPTIONS[RESNET18]))
-        parsed = spaces.parse(space, arch)
-        value = parsed.to_string() if space == "nb201" else parsed.to_json()
-        options = OPTIONS[space] | DATASET_OPTIONS.get((space, canonical_dataset(dataset)), {})
-        return cls(space, value, dataset, num_classes, options)
+            return cls(RESNET18, None, dataset, num_classes, dict(RESNET18_OPTIONS))
+        chosen = spaces.get(space)
+        parsed = chosen.parse(arch)
+        return cls(chosen.name, chosen.record(parsed), dataset, num_classes, chosen.sizes_for(canonical_dataset(dataset)))
 
     def describe(self) -> str:
         """"nb201 |...|", "darts Genotype(...)" or "resnet18": the architecture in error messages."""
@@ -93,18 +83,9 @@ class ModelSpec:
             from robustnas.train.preact import preact_resnet18
 
             return preact_resnet18(self.num_classes, **self.options)
-        if self.network == "nb201":
-            from robustnas.spaces.nb201 import NB201Arch
-            from robustnas.spaces.nb201_net import NB201Network
+        from robustnas import spaces
 
-            return NB201Network(NB201Arch.parse(self.arch), num_classes=self.num_classes, **self.options)
-        if self.network == "darts":
-            from robustnas.spaces.darts import DartsNetwork
-
-            return DartsNetwork(self.arch, num_classes=self.num_classes, **self.options)
-        from robustnas.spaces.arnas import ArnasNetwork
-
-        return ArnasNetwork(self.arch, num_classes=self.num_classes, **self.options)
+        return spaces.get(self.network).network(self.arch, self.num_classes, **self.options)
 
     def to_json(self) -> dict[str, Any]:
         return {"network": self.network, "arch": self.arch, "dataset": self.dataset,
@@ -113,8 +94,11 @@ class ModelSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any], source: Path) -> "ModelSpec":
         """The spec in a model.json object, checked enough that ``build`` fails only on bad sizes."""
+        from robustnas import spaces
+
+        networks = (*spaces.names(), RESNET18)
         fields_ok = (
-            data.get("network") in NETWORKS
+            data.get("network") in networks
             and isinstance(data.get("dataset"), str)
             and type(data.get("num_classes")) is int and data["num_classes"] >= 1
             and isinstance(data.get("options"), dict)
@@ -122,7 +106,7 @@ class ModelSpec:
         )
         if not fields_ok:
             raise RobustnasError(
-                f"{source}: needs network ({', '.join(NETWORKS)}), arch (null only for resnet18), dataset, "
+                f"{source}: needs network ({', '.join(networks)}), arch (null only for resnet18), dataset, "
                 "num_classes (>= 1) and options; restore it as robustnas train wrote it"
             )
         return cls(data["network"], data["arch"], data["dataset"], data["num_classes"], data["options"])

@@ -1,0 +1,239 @@
+"""The Space protocol and the registry of search spaces.
+
+A search space is one :class:`Space` subclass registered once::
+
+    from robustnas.spaces import Space, register
+
+    class ChainSpace(Space):
+        name = "chain"
+        ...                      # parse, random_arch, mutate, network (the abstract methods)
+
+    register(ChainSpace())
+
+Everything else in robustnas (``robustnas arch``, ``score``, ``search``, ``train``, the Optuna
+encoding, the conformance checks of ``robustnas.testing``) asks the registered space and never
+names one. Architectures are any immutable, hashable value whose ``str`` names them; the space
+turns them into networks (``nn.Module`` returning logits).
+
+Imports of torch belong inside :meth:`Space.network`, so that the registry (and with it the
+command line's help) loads without it.
+"""
+from __future__ import annotations
+
+import abc
+import json
+import os
+import random
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+from robustnas.errors import ArchError, RobustnasError
+
+Arch = Any  # the architecture type of a space (NB201Arch, DartsGenotype, ...)
+
+
+class Space(abc.ABC):
+    """What a search space answers: encodings, random moves, the flat encoding and networks.
+
+    Class attributes: ``name`` (the ``--space`` value), ``label`` (in messages), ``summary`` (one
+    line of help), ``default_sizes`` (constructor sizes of the standard evaluation network),
+    ``max_params_m`` (candidates above it are not part of the space, e.g. CRoZe's 6 M; None: no
+    limit), ``reads_files`` (a string naming a file is replaced by its text when parsed) and
+    ``formats`` (the encodings ``robustnas arch convert --to`` writes).
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    summary: ClassVar[str]
+    default_sizes: ClassVar[dict[str, Any]]
+    max_params_m: ClassVar[float | None] = None
+    reads_files: ClassVar[bool] = True
+    formats: ClassVar[tuple[str, ...]] = ("string", "json")
+    enumerable: ClassVar[bool] = False
+    has_benchmark: ClassVar[bool] = False
+
+    # ---- encodings ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def parse_value(self, value: Any) -> Arch:
+        """An architecture from any accepted in-memory form (object, text, JSON object, name);
+        a bad value raises ``ArchError`` with one line naming the problem and the fix."""
+
+    def parse(self, value: Any) -> Arch:
+        """:meth:`parse_value`, where a string naming an existing file stands for the file's text."""
+        if self.reads_files and isinstance(value, str) and os.path.isfile(value):
+            value = read_text_file(Path(value))
+        return self.parse_value(value)
+
+    def record(self, arch: Arch) -> Any:
+        """The JSON value that stores ``arch`` (model.json, best_genotype.json); parse reads it back."""
+        return arch.to_json()
+
+    def convert(self, arch: Arch, to: str) -> str:
+        """``arch`` in the encoding ``to`` (one of ``formats``)."""
+        if to == "json":
+            return json.dumps(arch.to_json())
+        if to == "string":
+            return str(arch)
+        raise ArchError(f"--to {to} does not exist for {self.name}; use one of {', '.join(self.formats)}")
+
+    def describe(self, arch: Arch) -> dict[str, Any]:
+        """Space-specific facts of ``arch`` for ``robustnas arch show`` (beyond its string)."""
+        return {}
+
+    def published(self) -> dict[str, Arch]:
+        """Published architectures by name (data with citations in the space's module)."""
+        return {}
+
+    # ---- canonical forms and keys -------------------------------------------------------------
+    def canonical(self, arch: Arch) -> Arch:
+        """The representative of the architectures that compute the same function (default: itself)."""
+        return self.parse(arch)
+
+    def key(self, arch: Arch) -> str:
+        """The string that names ``arch`` in the store and in result files."""
+        return str(self.canonical(arch))
+
+    def benchmark_index(self, arch: Arch) -> int:
+        """The row of ``arch`` in the space's ground-truth benchmark (spaces with ``has_benchmark``)."""
+        raise RobustnasError(f"the {self.name} space has no benchmark; bench: objectives need nb201")
+
+    # ---- random moves ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def random_arch(self, rng: random.Random) -> Arch:
+        """One uniformly random encoding (``robustnas arch sample``), drawn only from ``rng``."""
+
+    @abc.abstractmethod
+    def mutate_once(self, arch: Arch, rng: random.Random) -> Arch:
+        """One random move away from ``arch`` (the parent is left unchanged)."""
+
+    def neighbours(self, arch: Arch) -> list[Arch]:
+        """Every architecture one move away, where finite (default: not offered)."""
+        raise RobustnasError(f"the {self.name} space lists no neighbours; use a strategy that mutates")
+
+    def sample(self, rng: random.Random) -> Arch:
+        """A random canonical architecture, as searches draw them: uniform over the population where
+        the space is enumerable (NB201: over the 6,466 classes), else the canonical form of
+        :meth:`random_arch`."""
+        if self.enumerable:
+            return rng.choice(self.population())
+        return self.canonical(self.random_arch(rng))
+
+    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        """A random canonical neighbour that differs from ``arch``."""
+        for _ in range(MUTATION_TRIES):
+            child = self.canonical(self.mutate_once(arch, rng))
+            if child != arch:
+                return child
+        raise RobustnasError(f"no mutation of {self.key(arch)} leaves its isomorphism class")
+
+    def samples(self, n: int, seed: int, unique: bool = False) -> list[Arch]:
+        """``n`` random encodings from ``seed`` (``robustnas arch sample``); ``unique`` draws
+        distinct canonical representatives of an enumerable space instead."""
+        if n < 0:
+            raise RobustnasError(f"-n must be >= 0, got {n}")
+        rng = random.Random(seed)
+        if not unique:
+            return [self.random_arch(rng) for _ in range(n)]
+        if not self.enumerable:
+            raise RobustnasError(f"--unique exists only for enumerable spaces (nb201), not {self.name}")
+        population = self.population()
+        if n > len(population):
+            raise RobustnasError(f"{self.label} has {len(population)} unique architectures; asked for {n}")
+        return rng.sample(population, n)
+
+    # ---- enumeration -------------------------------------------------------------------------
+    def population(self) -> list[Arch]:
+        """Every canonical architecture, in a fixed order (enumerable spaces only)."""
+        if not self.enumerable:
+            raise RobustnasError(f"the {self.name} space is too large to enumerate; use another strategy")
+        return list(self._population)  # a copy: callers shuffle it
+
+    @cached_property
+    def _population(self) -> list[Arch]:
+        return self.enumerate_population()
+
+    def enumerate_population(self) -> list[Arch]:
+        """The canonical architectures of an enumerable space (called once, then cached)."""
+        raise NotImplementedError
+
+    def all_encodings(self) -> list[Arch]:
+        """Every encoding, isomorphs included (``--archs all``); enumerable spaces only."""
+        raise RobustnasError(f"the {self.name} space is too large to enumerate")
+
+    # ---- flat categorical encoding (Optuna) ------------------------------------------------------
+    @abc.abstractmethod
+    def choices(self) -> dict[str, tuple[Any, ...]]:
+        """Parameter name -> its categorical choices; every full assignment decodes to a valid arch."""
+
+    @abc.abstractmethod
+    def encode(self, arch: Arch) -> dict[str, Any]:
+        """``arch`` (canonical) as one choice per parameter of :meth:`choices`."""
+
+    @abc.abstractmethod
+    def decode_params(self, params: dict[str, Any]) -> Arch:
+        """The architecture of a full assignment of :meth:`choices` (checked by :meth:`decode`)."""
+
+    def decode(self, params: dict[str, Any]) -> Arch:
+        """The canonical architecture of a full assignment of :meth:`choices`."""
+        missing = [name for name in self.choices() if name not in params]
+        if missing:
+            raise RobustnasError(f"{self.name} encoding lacks {', '.join(missing[:3])}; give every parameter")
+        return self.canonical(self.decode_params(params))
+
+    # ---- networks ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def network(self, arch: Arch, num_classes: int, **sizes: Any):
+        """The network of ``arch`` (an ``nn.Module`` returning logits) with ``default_sizes``
+        overridden by ``sizes``."""
+
+    def sizes_for(self, dataset: str) -> dict[str, Any]:
+        """The standard evaluation sizes on ``dataset`` (default: ``default_sizes``)."""
+        return dict(self.default_sizes)
+
+
+MUTATION_TRIES = 100
+REGISTRY: dict[str, Space] = {}
+
+
+def register(space: Space) -> Space:
+    """Add ``space`` under ``space.name`` (a second space of that name is an error)."""
+    if not isinstance(space, Space):
+        raise TypeError(f"register() takes a Space instance, got {type(space).__name__}")
+    if space.name in REGISTRY and type(REGISTRY[space.name]) is not type(space):
+        raise RobustnasError(f"a search space named {space.name!r} is already registered")
+    REGISTRY[space.name] = space
+    return space
+
+
+def unregister(name: str) -> None:
+    """Remove a registered space (tests that register a toy space clean up with this)."""
+    REGISTRY.pop(name, None)
+
+
+def get(name: str) -> Space:
+    """The registered space ``name``, or a one-line error listing the known ones."""
+    if isinstance(name, Space):
+        return name
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise RobustnasError(f"unknown search space {name!r}; choose one of {', '.join(REGISTRY)}") from None
+
+
+def names() -> tuple[str, ...]:
+    """Names of the registered spaces, in registration order."""
+    return tuple(REGISTRY)
+
+
+def list_spaces() -> dict[str, str]:
+    """Name -> one-line summary of every registered space."""
+    return {name: space.summary for name, space in REGISTRY.items()}
+
+
+def read_text_file(path: Path) -> str:
+    """The stripped text of a small UTF-8 file, or one clear error."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise RobustnasError(f"{path}: not a UTF-8 text file") from None
