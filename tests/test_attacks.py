@@ -15,11 +15,11 @@ from pyautoattack import AutoAttack
 from torch import nn
 
 from robustnas.attacks import (
-    ATTACKS,
     FGSM,
     PGD,
     AutoAttackAdapter,
     accuracy,
+    attack_names,
     frozen_eval,
     make_attack,
     robust_accuracy,
@@ -222,7 +222,7 @@ def test_presets_carry_the_spec_settings():
     assert make_attack("pgd7-arnas") == PGD(EPS, 0.01, 7, start="gaussian")
     assert make_attack("pgd100", seed=3) == PGD(EPS, STEP, 100, seed=3)
     assert make_attack("autoattack") == AutoAttackAdapter("standard", eps=EPS, norm="linf", seed=0)
-    assert sorted(ATTACKS) == sorted(
+    assert sorted(attack_names()) == sorted(
         ["fgsm", "pgd7", "pgd10", "pgd20", "pgd100", "pgd20-croze", "pgd7-arnas", "apgd-ce", "apgd-t", "fab-t", "square",
          "autoattack"]
     )

@@ -275,8 +275,18 @@ def _formats() -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for name in spaces.names() for f in spaces.get(name).formats))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that ``epilog`` may be a function returning it, called only when the
+    help is shown: help listing a registry (which imports torch) then costs the other commands nothing."""
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="robustnas",
         description="Find neural network architectures that are both accurate and robust.",
     )
@@ -462,8 +472,9 @@ def _add_train(commands: argparse._SubParsersAction, arch_help: str) -> None:
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="clean, adversarial and corruption accuracy of a trained network (resumable)",
-        description="Evaluate a checkpoint of robustnas train on the test split. OUT gets evaluation.json, "
-        "evaluation.md and store.sqlite; values already stored there are not computed again.",
+        description="Evaluate a checkpoint of robustnas train on the test split. OUT gets\n"
+        "evaluation.json, evaluation.md and store.sqlite; values already stored\nthere are not computed again.",
+        epilog=_suite_epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     evaluate.add_argument(
         "--checkpoint", required=True,
@@ -471,9 +482,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--suite", default="clean,fgsm,pgd20,pgd100,autoattack,corruptions",
-        help="comma-separated from clean, fgsm, pgd7, pgd10, pgd20, pgd100, pgd20-croze, pgd7-arnas, apgd-ce, "
-        "apgd-t, fab-t, square, autoattack (L-inf 8/255; pgd20-croze 0.031), corruptions (15 x 5 severities) "
-        "(default: %(default)s)",
+        help="comma-separated suite items, listed below (default: %(default)s)",
     )
     evaluate.add_argument("--data", help="dataset file or folder (default: the data the network was trained on)")
     evaluate.add_argument("--n", type=int, help="evaluate the first N test images (default: all)")
@@ -482,6 +491,22 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     evaluate.add_argument("--out", help="folder for evaluation.json/.md and store.sqlite (default: the checkpoint's)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+
+def _suite_epilog() -> str:
+    """The suite items of evaluate (the registered attacks among them), each with what it measures."""
+    import shutil
+    import textwrap
+
+    from robustnas.evaluate import suite_help
+
+    items = suite_help()
+    pad = max(map(len, items)) + 2
+    width = max(shutil.get_terminal_size().columns - 2, 60)
+    lines = ["suite items:"]
+    for name, text in items.items():
+        lines += textwrap.wrap(text, width, initial_indent=f"  {name:<{pad}}", subsequent_indent=" " * (pad + 2))
+    return "\n".join(lines)
 
 
 SEED_LIMIT = 2**32  # numpy, torch and the store all take seeds in 0..2**32-1

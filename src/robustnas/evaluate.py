@@ -5,15 +5,15 @@
     result = evaluate(model, test.images, test.labels, "clean,pgd20,corruptions")
     result["pgd20"], result["corruption_accuracy"]["fog"]["3"], result["settings"]["pgd20"]["steps"]
 
-Suite items: ``clean``; every attack preset of ``robustnas.attacks.make_attack`` (fgsm, pgd7,
-pgd10, pgd20, pgd100, pgd20-croze, pgd7-arnas, apgd-ce, apgd-t, fab-t, square, autoattack: L-inf,
-eps 8/255 (pgd20-croze 0.031), the settings of crose-and-arnas.md §A.8/§B.5/§B.6, seeded with ``seed``); ``corruptions``: the 15 CIFAR-10-C
-corruptions x 5 severities of ``robustnas.corruptions`` (Hendrycks & Dietterich 2019), seeded
-with ``seed``, reported per corruption and severity and as the mean over the 75 (the mCA of
-the robustness dataset of Jung et al. 2023). Accuracies are fractions in [0,1]. When the suite
-holds a gradient attack (every preset but square), ``attacks.sanity_checks`` (Carlini et al.
-2019 §5) also runs on the first SANITY_IMAGES images: a masked gradient makes every gradient
-attack look strong and those numbers meaningless.
+Suite items: ``clean``; every registered attack (``robustnas.attacks.list_attacks()``; the shipped
+ones in attacks/presets.py are L-inf, eps 8/255 (pgd20-croze 0.031), with the settings of
+crose-and-arnas.md §A.8/§B.5/§B.6), seeded with ``seed`` where it takes one; ``corruptions``: the
+15 CIFAR-10-C corruptions x 5 severities of ``robustnas.corruptions`` (Hendrycks & Dietterich
+2019), seeded with ``seed``, reported per corruption and severity and as the mean over the 75 (the
+mCA of the robustness dataset of Jung et al. 2023). Accuracies are fractions in [0,1]. When the
+suite holds an attack that uses gradients (its spec says so; every shipped one but square),
+``attacks.sanity_checks`` (Carlini et al. 2019 §5) also runs on the first SANITY_IMAGES images: a
+masked gradient makes every gradient attack look strong and those numbers meaningless.
 
 ``run_evaluation`` is ``robustnas evaluate``: it rebuilds a trained network from its run
 directory (``train.model_spec``), stores every value in DIR/store.sqlite the moment it exists
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustnas.attacks import ATTACKS, EPS, frozen_eval, make_attack, sanity_checks
+from robustnas.attacks import EPS, attack_names, frozen_eval, get_attack, list_attacks, sanity_checks
 from robustnas.corruptions import CORRUPTIONS, SEVERITIES, corrupt, table_for
 from robustnas.errors import RobustnasError
 from robustnas.files import replace_file
@@ -41,7 +40,6 @@ from robustnas.progress import LoopProgress
 from robustnas.train.batches import Pixels, as_pixels, eval_batches
 
 CLEAN, CORRUPTIONS_ITEM, SANITY = "clean", "corruptions", "sanity"
-GRADIENT_FREE = ("square",)  # Square is a score-based black-box attack; every other preset uses gradients
 SANITY_IMAGES = 64
 SANITY_STEPS = 20  # PGD steps of the checks (sanity_checks' default, eps/4 per step)
 SANITY_TOL = 0.02
@@ -57,7 +55,16 @@ OnItem = Callable[[dict[str, Any]], None]
 # ---- the suite -----------------------------------------------------------------------------------
 def suite_items() -> tuple[str, ...]:
     """Every valid suite item, in the order the help lists them."""
-    return (CLEAN, *ATTACKS, CORRUPTIONS_ITEM)
+    return tuple(suite_help())
+
+
+def suite_help() -> dict[str, str]:
+    """Every valid suite item with one line saying what it measures."""
+    return {
+        CLEAN: "accuracy on the images as they are",
+        **list_attacks(),
+        CORRUPTIONS_ITEM: "the 15 CIFAR-10-C corruptions x 5 severities (Hendrycks & Dietterich 2019) and their mean",
+    }
 
 
 def parse_suite(suite: str | Sequence[str]) -> list[str]:
@@ -72,8 +79,8 @@ def parse_suite(suite: str | Sequence[str]) -> list[str]:
 
 
 def plan(items: Sequence[str]) -> list[str]:
-    """The items to run: the suite, then the sanity checks when it holds a gradient attack."""
-    gradient = any(item in ATTACKS and item not in GRADIENT_FREE for item in items)
+    """The items to run: the suite, then the sanity checks when it holds an attack that uses gradients."""
+    gradient = any(item in attack_names() and get_attack(item).uses_gradients for item in items)
     return [*items, SANITY] if gradient else list(items)
 
 
@@ -93,14 +100,7 @@ def item_settings(item: str, *, seed: int, batch_size: int, image_shape: Sequenc
                 "table": table_for(image_shape[0], image_shape[1])}
     if item == SANITY:
         return {"images": min(n, SANITY_IMAGES), "eps": EPS, "steps": SANITY_STEPS, "tol": SANITY_TOL, "seed": seed}
-    attack = _attack(item, seed)
-    return {"attack": type(attack).__name__, **asdict(attack), "batch_size": batch_size}
-
-
-def _attack(item: str, seed: int) -> Any:
-    """The preset with ``seed`` where it takes one (FGSM has no randomness)."""
-    takes_seed = "seed" in {f.name for f in fields(ATTACKS[item].func)}
-    return make_attack(item, **({"seed": seed} if takes_seed else {}))
+    return {**get_attack(item).record(seed), "batch_size": batch_size}
 
 
 def _corruption_key(name: str, severity: int) -> str:
@@ -187,7 +187,7 @@ def _run_item(
         report = _sanity(model, pixels, settings)
         record(item, float(all(check["passed"] for check in report.values())), json.dumps(report))
     else:
-        attack = _attack(item, seed)
+        attack = get_attack(item).make(seed)
         record(item, _accuracy(model, pixels, batch_size, attack, reporter.bar(item, _batches(pixels, batch_size))))
 
 
