@@ -47,7 +47,8 @@ from robustnas.search.objectives import (
 )
 from robustnas.search.run import SearchOutcome, benchmark_record, best_evaluations, percentile, search
 from robustnas.spaces import get as get_space
-from robustnas.search.strategies import RandomSearch, make_strategy
+from robustnas.search.base import get, make_strategy
+from robustnas.search.strategies import RandomSearch
 from robustnas.spaces.nb201 import GRAPH_FEATURES, NB201Arch, graph_features, unique_indices
 from robustnas.store import Store
 
@@ -196,7 +197,7 @@ class Trace:
 def run_search(method: Method, objective: Objective, seed: int, budget: int) -> Trace:
     """``method`` from ``seed`` through the runner, in a fresh store in a temporary folder."""
     options = dict(method.options)
-    if method.strategy == "nsga2":
+    if get(method.strategy).multi_objective:
         options["objectives"] = len(objective.names)  # in-memory Optuna study
     strategy = make_strategy(method.strategy, get_space("nb201"), seed, **options)
     stamps: list[float] = []

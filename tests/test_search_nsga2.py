@@ -9,9 +9,9 @@ import optuna
 import pytest
 
 from robustnas.errors import RobustnasError
-from robustnas.search.nsga2 import DEFAULT_STUDY, NSGA2, UNDEFINED, pareto_front
+from robustnas.search.base import make_strategy, pareto_front
+from robustnas.search.nsga2 import DEFAULT_STUDY, NSGA2, UNDEFINED
 from robustnas.spaces import get as get_space
-from robustnas.search.strategies import make_strategy
 from robustnas.spaces.darts import DartsGenotype
 
 NB201 = get_space("nb201")
@@ -134,7 +134,7 @@ def test_single_objective_float_values():
 
 def test_registry_builds_nsga2():
     strategy = make_strategy("nsga2", NB201, 0, objectives=2, population=4)
-    assert isinstance(strategy, NSGA2) and NSGA2.objectives == "any" and strategy.n_objectives == 2
+    assert isinstance(strategy, NSGA2) and NSGA2.multi_objective and strategy.n_objectives == 2
 
 
 # ---- errors ------------------------------------------------------------------------------------
@@ -218,8 +218,16 @@ def test_copy_with_an_unfinished_trial_is_refused(tmp_path: Path):
 def test_reopen_with_other_settings_fails(tmp_path: Path, options, message):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     NSGA2(NB201, 0, objectives=2, population=4, storage=url)
-    with pytest.raises(RobustnasError, match=message):
+    with pytest.raises(RobustnasError, match=message) as error:
         NSGA2(options.pop("space"), options.pop("seed", 0), storage=url, **options)
+    assert str(error.value).endswith("; give another --strategy-option study_name=NAME or --storage")
+
+
+def test_another_study_name_shares_the_storage(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    NSGA2(NB201, 0, objectives=2, population=4, storage=url)
+    NSGA2(NB201, 1, objectives=2, population=4, storage=url, study_name="seed-1")
+    assert sorted(optuna.get_all_study_names(url)) == [DEFAULT_STUDY, "seed-1"]
 
 
 # ---- DARTS -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from robustnas.bench import Benchmark
 from robustnas.cli import main
 from robustnas.errors import RobustnasError
+from robustnas.search.base import make_strategy
 from robustnas.search.objectives import BenchmarkObjective
 from robustnas.search.run import (
     SearchOutcome,
@@ -25,7 +26,6 @@ from robustnas.search.run import (
     write_result,
 )
 from robustnas.spaces import get as get_space
-from robustnas.search.strategies import make_strategy
 from robustnas.spaces.nb201 import NB201Arch
 from robustnas.store import Store
 
@@ -230,6 +230,56 @@ def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
     code, _, err = cli(capsys, "search", "--strategy", "random", "--objective", "bench:fgsm@8", "--budget", "3",
                        "--out", out)
     assert code == 2 and err.count("\n") == 1 and "objective 'bench:clean' -> 'bench:fgsm@8'" in err
+
+
+def test_strategy_options_are_settings(capsys, tmp_path, bench):
+    """--strategy-option reaches the strategy, is kept in search.json and result.json, and a resume
+    with other options is refused."""
+    out = tmp_path / "run"
+
+    def search_with(*options: str):
+        argv = ["search", "--strategy", "evolution", "--objective", "bench:clean", "--budget", "6", "--out", str(out)]
+        return cli(capsys, *argv, *(arg for option in options for arg in ("--strategy-option", option)))
+
+    assert search_with("sample=2", "population=4", "sample=2")[0] == 2  # given twice
+    assert not out.exists()
+    assert search_with("sample=2", "population=4")[0] == 0
+    trajectory = (out / "trajectory.csv").read_text()
+    settings = json.loads((out / "search.json").read_text())
+    assert settings["options"] == {"population": 4, "sample": 2}
+    assert json.loads((out / "result.json").read_text())["settings"]["options"] == settings["options"]
+    code, _, err = search_with("population=5", "sample=2")
+    assert code == 2 and err.count("\n") == 1 and "options {'population': 4, 'sample': 2} -> {'population': 5" in err
+    assert search_with("population=4", "sample=2")[0] == 0 and (out / "trajectory.csv").read_text() == trajectory
+    with Store(tmp_path / "api.sqlite") as store:
+        strategy = make_strategy("evolution", get_space("nb201"), 0, population=4, sample=2)
+        outcome = search(strategy, BenchmarkObjective("clean", "cifar10", bench), 6, store)
+    assert [line.split(",")[1] for line in trajectory.splitlines()[1:]] == [e.arch for e in outcome.evaluations]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("popsize=4", "evolution has no option 'popsize'; evolution's options: population=50, sample=10"),
+        ("population", "--strategy-option 'population' is not KEY=VALUE; evolution's options: population=50"),
+        ("population=many", "evolution option population takes int, got 'many'; evolution's options"),
+    ],
+)
+def test_bad_strategy_option_is_one_line_and_claims_nothing(capsys, tmp_path, option, message):
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "search", "--strategy", "evolution", "--strategy-option", option, "--out", str(out))
+    assert code == 2 and err.count("\n") == 1 and message in err and not out.exists()
+
+
+def test_search_help_lists_the_strategies_and_their_options(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # no line breaks inside the help texts
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = capsys.readouterr().out
+    assert "{random,warmup-move,evolution,exhaustive,nsga2}" in text
+    for expected in ("warmup-move: init_pool=50", "sample_pool=5", "evolution: population=50", "exhaustive: batch=100",
+                     "nsga2: population=20", "study_name=robustnas-search", "nsga2: NSGA-II"):
+        assert expected in text, expected
 
 
 @pytest.mark.parametrize("space", ["darts", "arnas"])

@@ -7,23 +7,27 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from typing import Callable
 
 import pytest
 
 from robustnas.bench import Benchmark
 from robustnas.errors import RobustnasError
+from robustnas.search.base import (
+    Option,
+    Strategy,
+    list_strategies,
+    make_strategy,
+    names,
+    parse_options,
+    register,
+    unregister,
+)
 from robustnas.spaces import Arch, Space
 from robustnas.spaces import get as get_space
-from robustnas.search.strategies import (
-    STRATEGIES,
-    Exhaustive,
-    RandomSearch,
-    RegularizedEvolution,
-    Strategy,
-    WarmupMove,
-    make_strategy,
-)
+from robustnas.search.strategies import Exhaustive, RandomSearch, RegularizedEvolution, WarmupMove
+from robustnas.testing import check_strategy
 
 NB201 = get_space("nb201")
 DARTS = get_space("darts")
@@ -66,7 +70,7 @@ def argmax(archs: list[Arch], objective: Callable[[Arch], float]) -> Arch:
 
 # ---- registry and options -----------------------------------------------------------------
 def test_registry_names_the_strategies():
-    assert list(STRATEGIES) == ["random", "warmup-move", "evolution", "exhaustive", "nsga2"]
+    assert names() == ("random", "warmup-move", "evolution", "exhaustive", "nsga2")
     assert type(make_strategy("warmup-move", NB201, 0, init_pool=3)) is WarmupMove
     assert type(make_strategy("evolution", NB201, 0, population=4, sample=2)) is RegularizedEvolution
     assert type(make_strategy("exhaustive", NB201, 0)) is Exhaustive
@@ -85,6 +89,112 @@ def test_bad_options_are_one_line_errors(name, options, message):
     with pytest.raises(RobustnasError, match=message) as error:
         make_strategy(name, NB201, 0, **options)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "texts", "options"),
+    [
+        ("evolution", ["sample=3", " population = 20 "], {"population": 20, "sample": 3}),  # declaration order
+        ("evolution", ["population=50", "sample=4"], {"sample": 4}),  # a default is left out
+        ("nsga2", ["study_name=mine"], {"study_name": "mine"}),
+        ("random", [], {}),
+    ],
+)
+def test_strategy_options_parse_to_their_declared_types(name, texts, options):
+    assert parse_options(name, texts) == options
+
+
+@pytest.mark.parametrize(
+    ("name", "texts", "message"),
+    [
+        ("evolution", ["population=4", "population=5"], "--strategy-option population is given twice"),
+        ("evolution", ["population=2.5"], "evolution option population takes int, got '2.5'"),
+        ("random", ["population=4"], "random has no option 'population'; random's options: none"),
+        ("warmup-move", ["init_pool="], "'init_pool=' is not KEY=VALUE; warmup-move's options: init_pool=50"),
+    ],
+)
+def test_bad_strategy_options_name_the_known_ones(name, texts, message):
+    with pytest.raises(RobustnasError, match=re.escape(message)):
+        parse_options(name, texts)
+
+
+def test_make_strategy_refuses_undeclared_options_and_several_objectives():
+    with pytest.raises(RobustnasError, match="evolution has no option 'popsize'; evolution's options: population=50"):
+        make_strategy("evolution", NB201, 0, popsize=4)
+    with pytest.raises(RobustnasError, match="2 objectives need --strategy nsga2; random optimises one"):
+        make_strategy("random", NB201, 0, objectives=2)
+
+
+# ---- conformance (robustnas.testing) ------------------------------------------------------
+@pytest.mark.parametrize("name", names())
+def test_every_registered_strategy_conforms(name):
+    check_strategy(name)
+
+
+class Walk(Strategy):
+    """A plug-in as a user writes one: a random walk, ``steps`` mutants of the last one per ask."""
+
+    name = "walk"
+    summary = "a random walk"
+    options = (Option("steps", int, 1, "mutants per ask"),)
+
+    def __init__(self, space: Space, seed: int, steps: int = 1) -> None:
+        super().__init__(space, seed)
+        self.steps = steps
+        self.last = space.sample(self.rng)
+
+    def ask(self) -> list[Arch]:
+        archs = [self.space.mutate(self.last, self.rng) for _ in range(self.steps)]
+        self.last = archs[-1]
+        return archs
+
+
+class Unseeded(Walk):
+    name = "unseeded"
+
+    def __init__(self, space: Space, seed: int, steps: int = 1) -> None:
+        super().__init__(space, seed, steps)
+        self.rng = random.Random()  # the bug: not from the seed
+
+
+class OtherDefault(Walk):
+    name = "other-default"
+    options = (Option("steps", int, 2, "mutants per ask"),)  # the bug: the constructor's default is 1
+
+
+@pytest.fixture
+def registered():
+    """Register classes for one test; unregister them after it."""
+    added = []
+
+    def add(cls: type[Strategy]) -> None:
+        added.append(register(cls).name)
+
+    yield add
+    for name in added:
+        unregister(name)
+
+
+def test_a_plugin_strategy_is_searchable_and_checked(registered):
+    registered(Walk)
+    assert names()[-1] == "walk" and list_strategies()["walk"] == "a random walk"
+    check_strategy("walk")
+    assert len(make_strategy("walk", NB201, 0, **parse_options("walk", ["steps=3"])).ask()) == 3
+    with pytest.raises(RobustnasError, match="a search strategy named 'walk' is already registered"):
+        register(type("Walk", (Walk,), {}))
+
+
+@pytest.mark.parametrize(
+    ("cls", "problem"),
+    [
+        (Unseeded, "unseeded: asked other architectures for the same seed and values"),
+        (OtherDefault, "option steps (default 2) is not a keyword of the constructor with that default"),
+    ],
+)
+def test_the_conformance_checks_catch_a_broken_strategy(registered, cls, problem):
+    registered(cls)
+    with pytest.raises(AssertionError, match=re.escape(problem)):
+        check_strategy(cls.name)
 
 
 # ---- the shared bookkeeping ---------------------------------------------------------------

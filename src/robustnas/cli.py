@@ -10,7 +10,10 @@ import json
 import os
 import signal
 import sys
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
+
+if TYPE_CHECKING:
+    from robustnas.search.base import Strategy
 
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 # train and evaluate also take the transfer datasets of ARNAS (crose-and-arnas.md §B.6)
@@ -238,6 +241,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from robustnas.search.base import parse_options
     from robustnas.search.run import SearchSettings, describe_result, run
 
     _require_device(args.device)
@@ -246,6 +250,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         budget=args.budget, seed=args.seed, data=str(Path(args.data).resolve()) if args.data else None,
         batch_size=args.batch_size,
         proxy_seed=args.proxy_seed, max_latency_ms=args.max_latency, latency_device=args.latency_device,
+        options=parse_options(args.strategy, args.strategy_option),
     )
     result = run(settings, Path(args.out), runs=args.scores, storage=args.storage, device=args.device)
     print(describe_result(result))
@@ -396,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_search(commands: argparse._SubParsersAction) -> None:
-    from robustnas.search.strategies import STRATEGIES
+    from robustnas.search import base
 
     search = commands.add_parser(
         "search", help="proxy- or predictor-guided architecture search (resumable)",
@@ -406,13 +411,22 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
     _add_space(search)
     search.add_argument("--dataset", choices=DATASETS, default="cifar10")
     search.add_argument("--data", help="images for the proxies' batch (default: the embedded CIFAR-10 sample)")
-    search.add_argument("--strategy", choices=tuple(STRATEGIES), default="warmup-move")
+    search.add_argument(
+        "--strategy", choices=base.names(), default="warmup-move",
+        help="; ".join(f"{name}: {summary}" for name, summary in base.list_strategies().items())
+        + " (default warmup-move)",
+    )
+    search.add_argument(
+        "--strategy-option", action="append", default=[], metavar="KEY=VALUE",
+        help="an option of --strategy, repeatable (search.json keeps those that differ from the default): "
+        + "; ".join(f"{name}: {_options_help(base.get(name))}" for name in base.names()),
+    )
     search.add_argument(
         "--objective", default="croze",
         help="a proxy (croze, synflow, ...); a weighted product W*P+W*P (log-linear); predictor:FILE.npz[:TARGET] "
         "(TARGET may sum outputs: clean+fgsm@1.0); "
         "bench:COLUMN (NB201 oracle, e.g. bench:pgd@1); latency:DEVICE (HW-NAS-Bench); "
-        "comma-separated for several objectives (nsga2) (default croze)",
+        f"comma-separated for several objectives ({base.multi_objective_names()}) (default croze)",
     )
     search.add_argument("--budget", type=int, default=100, help="architectures to evaluate (default 100)")
     search.add_argument("--seed", type=int, default=0, help="the strategy's random seed")
@@ -430,6 +444,11 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     search.add_argument("--out", required=True, help="run directory (created, or resumed when it holds a search)")
     search.set_defaults(func=cmd_search)
+
+
+def _options_help(strategy: type[Strategy]) -> str:
+    """A strategy's options for --help: ``population=50 (members), sample=10 (...)``, or ``none``."""
+    return ", ".join(f"{option.name}={option.default} ({option.help})" for option in strategy.options) or "none"
 
 
 def _add_train(commands: argparse._SubParsersAction, arch_help: str) -> None:

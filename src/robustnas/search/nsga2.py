@@ -19,31 +19,32 @@ ask/tell against its stored evaluations and continues exactly where the uninterr
 told trial, COMPLETE, in tell order, for sharing and dashboards; a resumed search checks the copy's
 trials against its replay and appends only the new ones, so the copy never holds a RUNNING trial.
 
-Importing this module sets Optuna's log level to WARNING (process-wide): its INFO line per trial
-would drown the runner's progress output.
+Optuna is imported when the first NSGA2 is built (it is slow to import; the registry and the
+command line's help need only the class), and its log level is then set to WARNING
+(process-wide): its INFO line per trial would drown the runner's progress output.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
-
-import optuna
-import sqlalchemy.exc
-from optuna.distributions import CategoricalDistribution
-from optuna.trial import FrozenTrial, TrialState
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from robustnas.errors import RobustnasError
+from robustnas.search.base import Option, Strategy, Value, pareto_front, register
 from robustnas.spaces import Arch, Space
-from robustnas.search.strategies import Strategy, Value, pareto_front
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 DEFAULT_STUDY = "robustnas-search"
 SETTINGS_ATTR = "robustnas"  # study user attribute: the settings a reopened study must match
 UNDEFINED = "undefined_objectives"  # constraint name: number of -inf values (> 0 is infeasible)
+OTHER_STUDY = "give another --strategy-option study_name=NAME or --storage"
 
 
+@register
 class NSGA2(Strategy):
     """NSGA-II over ``space``: one architecture per ask; ``objectives`` values per evaluation.
 
@@ -51,7 +52,13 @@ class NSGA2(Strategy):
     where the study ``study_name`` gets a copy of every told trial (see the module docstring).
     """
 
-    objectives = "any"
+    name = "nsga2"
+    summary = "NSGA-II (Optuna) for several objectives: their Pareto front"
+    options = (
+        Option("population", int, 20, "architectures per generation"),
+        Option("study_name", str, DEFAULT_STUDY, "name of the study's copy in --storage"),
+    )
+    multi_objective = True
 
     def __init__(
         self,
@@ -72,7 +79,9 @@ class NSGA2(Strategy):
             raise RobustnasError(f"NSGA-II seeds numpy, which takes 0 <= seed < 2**32, got {seed}; give such a seed")
         self.n_objectives = objectives
         self.population = population
-        self._distributions = {name: CategoricalDistribution(c) for name, c in space.choices().items()}
+        optuna = _optuna()
+        categorical = optuna.distributions.CategoricalDistribution
+        self._distributions = {name: categorical(c) for name, c in space.choices().items()}
         self.study = optuna.create_study(directions=["maximize"] * objectives, sampler=_sampler(population, seed))
         self.shared = None if storage is None else _open_study(storage, study_name, objectives)
         self._where = f"Optuna study {study_name!r} in {storage}"
@@ -142,7 +151,7 @@ class NSGA2(Strategy):
         if (held.params, held.values) != (trial.params, trial.values):
             raise RobustnasError(
                 f"{self._where} holds other trials than this search (trial {trial.number}: {held.params} "
-                f"{held.values}, this search {trial.params} {trial.values}); give another study name or storage"
+                f"{held.values}, this search {trial.params} {trial.values}); {OTHER_STUDY}"
             )
 
     def _check_shared(self) -> list[FrozenTrial]:
@@ -150,11 +159,11 @@ class NSGA2(Strategy):
         population, seed) and holds only COMPLETE trials."""
         assert self.shared is not None
         directions = self.shared.directions
-        if len(directions) != self.n_objectives or any(d != optuna.study.StudyDirection.MAXIMIZE for d in directions):
+        maximize = _optuna().study.StudyDirection.MAXIMIZE
+        if len(directions) != self.n_objectives or any(d != maximize for d in directions):
             found = ", ".join(d.name.lower() for d in directions)
             raise RobustnasError(
-                f"{self._where} has objectives ({found}), this search {self.n_objectives} maximised; "
-                "give another study name or storage"
+                f"{self._where} has objectives ({found}), this search {self.n_objectives} maximised; {OTHER_STUDY}"
             )
         mine = {"space": self.space.name, "population": self.population, "seed": self.seed}
         stored = self.shared.user_attrs.get(SETTINGS_ATTR)
@@ -162,14 +171,14 @@ class NSGA2(Strategy):
             self.shared.set_user_attr(SETTINGS_ATTR, mine)
         elif stored != mine:
             raise RobustnasError(
-                f"{self._where} was made with {stored}, this search has {mine}; give another study name or storage"
+                f"{self._where} was made with {stored}, this search has {mine}; {OTHER_STUDY}"
             )
         trials = self.shared.get_trials(deepcopy=False)
-        unfinished = [t.number for t in trials if t.state != TrialState.COMPLETE]
+        unfinished = [t.number for t in trials if t.state != _optuna().trial.TrialState.COMPLETE]
         if unfinished:
             raise RobustnasError(
                 f"{self._where} holds unfinished trials {unfinished[:5]} (an earlier robustnas continued studies "
-                "in place); give another study name or storage, or delete it"
+                f"in place); {OTHER_STUDY}, or delete it"
             )
         return trials
 
@@ -178,14 +187,24 @@ def _undefined(values: tuple[float, ...]) -> int:
     return sum(v == -math.inf for v in values)
 
 
+def _optuna() -> ModuleType:
+    """Optuna, imported on first use with its log level set to WARNING."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
 def _sampler(population: int, seed: int) -> optuna.samplers.NSGAIISampler:
-    return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+    return _optuna().samplers.NSGAIISampler(population_size=population, seed=seed)
 
 
 def _open_study(storage: str, name: str, objectives: int) -> optuna.Study:
     """The shared copy: created, or an existing study reopened."""
+    import sqlalchemy.exc
+
     try:
-        return optuna.create_study(
+        return _optuna().create_study(
             storage=storage, study_name=name, directions=["maximize"] * objectives, load_if_exists=True
         )
     except (ImportError, sqlalchemy.exc.SQLAlchemyError) as error:

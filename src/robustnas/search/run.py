@@ -23,9 +23,9 @@ import pandas as pd
 from robustnas.bench.names import CORRUPTIONS
 from robustnas.errors import RobustnasError
 from robustnas.files import atomic_write, replace_file, run_lock
+from robustnas.search.base import Strategy, make_strategy, pareto_front
 from robustnas import spaces
 from robustnas.spaces import Arch, Space
-from robustnas.search.strategies import Strategy, pareto_front
 from robustnas.store import Key, Result, Store, config_hash
 
 RUN = "search"
@@ -188,7 +188,7 @@ class SearchSettings:
     proxy_seed: int = 0  # network initialisation and batch of the proxies, as `robustnas score --seed`
     max_latency_ms: float | None = None
     latency_device: str = "edgegpu"
-    options: dict[str, Any] = field(default_factory=dict)  # the strategy's keyword arguments
+    options: dict[str, Any] = field(default_factory=dict)  # the strategy's options that differ from their defaults
 
 
 def open_search(out: Path, settings: SearchSettings) -> Store:
@@ -356,22 +356,15 @@ def _stored_evaluations(store: Store, objective: Any) -> int:
 
 
 def _strategy(settings: SearchSettings, space: Space, objectives: int, storage: str) -> Strategy:
-    """The strategy of ``settings``, checked against the objective count and the budget."""
-    from robustnas.search.strategies import make_strategy
-
-    options = dict(settings.options)
-    if settings.strategy == "nsga2":
-        options.update(objectives=objectives, storage=storage)
-    elif objectives > 1:
-        raise RobustnasError(
-            f"{objectives} objectives ({settings.objective}) need --strategy nsga2; {settings.strategy} optimises one"
-        )
+    """The strategy of ``settings`` for ``objectives`` values per evaluation, checked against the budget."""
     if settings.strategy == "exhaustive" and settings.budget > len(space.population()):
         raise RobustnasError(
             f"exhaustive ranking of the {len(space.population())} {space.name} architectures: "
             f"give --budget <= {len(space.population())}"
         )
-    return make_strategy(settings.strategy, space, settings.seed, **options)
+    return make_strategy(
+        settings.strategy, space, settings.seed, objectives=objectives, storage=storage, **settings.options
+    )
 
 
 def describe_result(result: dict[str, Any]) -> str:

@@ -1,91 +1,26 @@
-"""Search strategies behind one ask/tell interface (the idiom of Optuna and NASLib's optimizers).
+"""The single-objective search strategies: random, CRoZe's warm-up + move, aging evolution, exhaustive.
 
-A strategy proposes architectures with ``ask()`` and learns their objective values with
-``tell(arch, value)``; the runner (``robustnas.search.run``) evaluates in between. Values are
-higher-is-better floats (single objective) or tuples of them (multi-objective). Strategies are
-deterministic given their seed and the values told, so a killed search is resumed by replaying it
-against the stored evaluations. A new strategy is one class plus one ``STRATEGIES`` line.
+Each is a ``robustnas.search.base.Strategy`` (ask/tell, the idiom of Optuna and NASLib's
+optimizers) registered under its ``--strategy`` name; NSGA-II (several objectives) is in ``nsga2``.
 """
 from __future__ import annotations
 
-import math
 import random
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import deque
-from typing import Any, Callable, Sequence
-
-import numpy as np
+from typing import Any
 
 from robustnas.errors import RobustnasError
+from robustnas.search.base import Option, Scored, Strategy, register
 from robustnas.spaces import Arch, Space
 
-Value = Any  # float, or tuple[float, ...] for multi-objective strategies
-Scored = tuple[Arch, float]
 
-
-class Strategy(ABC):
-    """ask/tell search over ``space`` from ``seed``; ``objectives`` values per evaluation.
-
-    ``tell`` keeps the best evaluation of a single-objective strategy (``best``) and hands the
-    value to ``_observe``, the hook a strategy overrides to learn from it.
-    """
-
-    objectives: int | str = 1  # values per evaluation; "any" for multi-objective strategies
-
-    def __init__(self, space: Space, seed: int) -> None:
-        self.space = space
-        self.seed = seed
-        self.rng = random.Random(seed)
-        self._best: Scored | None = None
-
-    @abstractmethod
-    def ask(self) -> list[Arch]:
-        """The next architectures to evaluate; the runner tells each before asking again.
-
-        Empty only when the strategy has nothing left to propose (``exhaustive`` after the whole space).
-        """
-
-    def tell(self, arch: Arch, value: Value) -> None:
-        """The objective value of an architecture returned by ``ask``."""
-        if self.objectives == 1:
-            value = self._single(value)
-        self._observe(arch, value)  # first: a tell the strategy refuses changes nothing
-        if self.objectives == 1 and (self._best is None or value > self._best[1]):  # ties keep the first
-            self._best = (arch, value)
-
-    def _observe(self, arch: Arch, value: Value) -> None:
-        """Learn from one evaluation (single-objective strategies get a float, never NaN)."""
-
-    @property
-    def best(self) -> Scored | None:
-        """The (arch, value) with the highest value told so far (the first of ties); None before any.
-
-        -inf (undefined proxy, infeasible) never beats a finite value, as it compares below it.
-        """
-        if self.objectives != 1:
-            raise RobustnasError(f"{type(self).__name__} has several objectives and no single best; read its front")
-        return self._best
-
-    def _single(self, value: Value) -> float:
-        """``value`` as one float: a 1-tuple is unpacked; NaN is refused (undefined values are -inf)."""
-        name = type(self).__name__
-        if isinstance(value, (tuple, list)):
-            if len(value) != 1:
-                raise RobustnasError(
-                    f"{name} is single-objective but was told {len(value)} values; use nsga2 for several objectives"
-                )
-            value = value[0]
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise RobustnasError(f"{name} was told {value!r}, not a number; objectives return floats") from None
-        if math.isnan(number):
-            raise RobustnasError(f"{name} was told NaN; an objective reports an undefined value as -inf")
-        return number
-
-
+@register
 class RandomSearch(Strategy):
     """Uniform random architectures, one per ask (NB201: uniform over the 6,466 classes)."""
+
+    name = "random"
+    summary = "uniform random architectures"
 
     def ask(self) -> list[Arch]:
         return [self.space.sample(self.rng)]
@@ -133,6 +68,7 @@ class _BatchStrategy(Strategy):
         """Learn from the whole last ask, ``(arch, value)`` in ask order."""
 
 
+@register
 class WarmupMove(_BatchStrategy):
     """CRoZe's ``mutate`` loop, "warm-up + move" (CRoZe [CODE: sampling.py]; spec §A.6).
 
@@ -144,6 +80,13 @@ class WarmupMove(_BatchStrategy):
     the best ever told. Architectures are immutable values, so children never share state with
     their parent: the official code's in-place mutation of the parent's cell lists cannot happen.
     """
+
+    name = "warmup-move"
+    summary = "CRoZe's warm-up + move: the best of a random pool, then always to the best of its mutants"
+    options = (
+        Option("init_pool", int, 50, "distinct random architectures of the warm-up"),
+        Option("sample_pool", int, 5, "mutants of the parent per move"),
+    )
 
     def __init__(self, space: Space, seed: int, init_pool: int = 50, sample_pool: int = 5) -> None:
         super().__init__(space, seed)
@@ -165,6 +108,7 @@ class WarmupMove(_BatchStrategy):
         self._parent = _argmax(results)[0]
 
 
+@register
 class RegularizedEvolution(_BatchStrategy):
     """Aging (regularized) evolution, Real et al. 2019, Algorithm 1.
 
@@ -173,6 +117,13 @@ class RegularizedEvolution(_BatchStrategy):
     NASLib's ``np.random.choice`` per candidate), the best of them (first of ties) is mutated, and
     on tell the child joins the population and the oldest member leaves, whatever its value.
     """
+
+    name = "evolution"
+    summary = "aging (regularized) evolution, Real et al. 2019"
+    options = (
+        Option("population", int, 50, "members; the first are distinct random architectures"),
+        Option("sample", int, 10, "members drawn per tournament, <= population"),
+    )
 
     def __init__(self, space: Space, seed: int, population: int = 50, sample: int = 10) -> None:
         super().__init__(space, seed)
@@ -199,6 +150,7 @@ class RegularizedEvolution(_BatchStrategy):
             self._members.popleft()
 
 
+@register
 class Exhaustive(Strategy):
     """Every architecture of ``space.population()`` once, in a seeded random order, ``batch`` per ask.
 
@@ -207,6 +159,10 @@ class Exhaustive(Strategy):
     architecture ``ask`` returns an empty list: the search is complete. DARTS and ARNAS are too
     large to enumerate (the space's one-line error at construction).
     """
+
+    name = "exhaustive"
+    summary = "every NB201 architecture once, in a seeded random order"
+    options = (Option("batch", int, 100, "architectures per ask"),)
 
     def __init__(self, space: Space, seed: int, batch: int = 100) -> None:
         super().__init__(space, seed)
@@ -246,50 +202,3 @@ def _count(name: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise RobustnasError(f"search option {name} must be an integer >= 1, got {value!r}")
     return value
-
-
-def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
-    """Indices (ascending) of the points no other point dominates, maximising every component.
-
-    ``p`` dominates ``q`` when ``p >= q`` everywhere and ``p > q`` somewhere, so equal copies never
-    dominate each other: all copies of a non-dominated point are kept. -inf is an ordinary (lowest)
-    value here. One row of numpy comparisons per point: O(n^2) time, O(n) memory.
-    """
-    if len(points) == 0:
-        return []
-    try:
-        values = np.asarray(points, dtype=float)
-    except ValueError:  # ragged
-        values = None
-    if values is None or values.ndim != 2:
-        raise RobustnasError("pareto_front needs one sequence of values per point, all of one length")
-    if np.isnan(values).any():
-        raise RobustnasError("pareto_front got NaN; use -inf for an undefined value")
-    front = []
-    for index, point in enumerate(values):
-        dominated = (values >= point).all(axis=1) & (values > point).any(axis=1)
-        if not dominated.any():
-            front.append(index)
-    return front
-
-
-def _nsga2(space: Space, seed: int, **options: Any) -> Strategy:
-    from robustnas.search.nsga2 import NSGA2  # imports optuna (slow): only when asked for
-
-    return NSGA2(space, seed, **options)
-
-
-STRATEGIES: dict[str, Callable[..., Strategy]] = {
-    "random": RandomSearch,
-    "warmup-move": WarmupMove,
-    "evolution": RegularizedEvolution,
-    "exhaustive": Exhaustive,
-    "nsga2": _nsga2,
-}
-
-
-def make_strategy(name: str, space: Space, seed: int, **options: Any) -> Strategy:
-    """The strategy registered as ``name``; ``options`` are its keyword arguments."""
-    if name not in STRATEGIES:
-        raise RobustnasError(f"unknown search strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-    return STRATEGIES[name](space, seed, **options)

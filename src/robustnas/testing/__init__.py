@@ -1,11 +1,12 @@
-"""Conformance checks for plug-ins: every registered space, attack and strategy (and proxy) must
-pass them; the test suite runs them over each registry, the way scikit-learn checks estimators.
-Each raises AssertionError naming the first broken promise.
+"""Conformance checks for plug-ins: every registered space, attack and strategy must pass them;
+the test suite runs them over each registry, the way scikit-learn checks estimators. Each raises
+AssertionError naming the first broken promise.
 
     from robustnas.testing import check_space
     check_space("croze-darts")
 """
 from robustnas.testing.attacks import check_attack
 from robustnas.testing.spaces import check_space
+from robustnas.testing.strategies import check_strategy
 
-__all__ = ["check_attack", "check_space"]
+__all__ = ["check_attack", "check_space", "check_strategy"]
