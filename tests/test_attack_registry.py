@@ -23,7 +23,7 @@ from robustnas.attacks import (
 )
 from robustnas.cli import main
 from robustnas.errors import RobustnasError
-from robustnas.evaluate import evaluate, plan
+from robustnas.evaluation import evaluate, plan
 from robustnas.testing import check_attack
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -65,7 +65,7 @@ def evaluated(trained, tmp_path_factory) -> tuple[Path, dict]:
 
 
 def rebuilt(run_dir: Path) -> torch.nn.Module:
-    """The trained network rebuilt from model.json and final.pt without robustnas.evaluate."""
+    """The trained network rebuilt from model.json and final.pt without robustnas.evaluation."""
     from robustnas.train.model_spec import ModelSpec
 
     spec = ModelSpec.from_json(json.loads((run_dir / "model.json").read_text()), run_dir / "model.json")
@@ -385,6 +385,6 @@ def test_help(capsys, command, flags):
     out = capsys.readouterr().out
     assert exit_info.value.code == 0 and all(flag in out for flag in flags)
     if command == "evaluate":
-        from robustnas.evaluate import suite_items
+        from robustnas.evaluation import suite_items
 
         assert all(item in " ".join(out.split()) for item in suite_items())

@@ -6,6 +6,7 @@ import itertools
 import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -230,3 +231,36 @@ def test_the_flat_encoding_covers_every_concat_list():
     assert len(choices) == 2 * 14 + 2 and len(choices["normal_concat"]) == 4 + 16 + 64 + 256
     for name, genotype in CROZE_GENOTYPES.items():
         assert CROZE.decode(CROZE.encode(genotype)) == genotype, name
+
+
+def test_the_top_level_package_exports_what_users_call():
+    import robustnas
+
+    assert robustnas.build is spaces.build and robustnas.get_space is spaces.get
+    from robustnas.evaluation import evaluate
+    from robustnas.proxies import score
+    from robustnas.search import make_strategy
+
+    assert robustnas.score is score and robustnas.evaluate is evaluate and robustnas.make_strategy is make_strategy
+    assert set(robustnas.__all__) >= {"score", "build", "evaluate", "make_attack", "make_strategy", "RobustnasError"}
+
+
+def test_plugins_of_other_packages_load_through_entry_points(monkeypatch, tmp_path):
+    from importlib.metadata import EntryPoint
+
+    from robustnas import plugins
+
+    points = [EntryPoint("broken", "no_such_module_here", plugins.GROUP)]
+    monkeypatch.setattr(plugins, "entry_points", lambda group: points if group == plugins.GROUP else [])
+    with pytest.raises(RobustnasError, match=r"plug-in broken \(no_such_module_here\) failed to load: ModuleNotFoundError"):
+        plugins.load_plugins()
+    (tmp_path / "chain_plugin.py").write_text(
+        "from robustnas import spaces\nfrom test_spaces import ChainSpace\nspaces.register(ChainSpace())\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    points[:] = [EntryPoint("chain", "chain_plugin", plugins.GROUP)]
+    try:
+        assert plugins.load_plugins() == ["chain"] and "toy-chain" in spaces.names()
+    finally:
+        spaces.unregister("toy-chain")

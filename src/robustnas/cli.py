@@ -225,7 +225,7 @@ def _training_split(data: str | None, dataset: str, holdout: int, limit: int | N
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from robustnas.evaluate import JSON_FILE, MARKDOWN_FILE, STORE_FILE, run_evaluation, summary_table
+    from robustnas.evaluation import JSON_FILE, MARKDOWN_FILE, STORE_FILE, run_evaluation, summary_table
 
     _require_device(args.device)
     result, out, computed = run_evaluation(
@@ -517,7 +517,7 @@ def _suite_epilog() -> str:
     import shutil
     import textwrap
 
-    from robustnas.evaluate import suite_help
+    from robustnas.evaluation import suite_help
 
     items = suite_help()
     pad = max(map(len, items)) + 2

@@ -22,6 +22,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from robustnas.errors import RobustnasError
 from robustnas.proxies.evaluation import Evaluation
 from robustnas.proxies.registry import REGISTRY, ProxySpec, ProxyUndefined, list_proxies, register, resolve
 
@@ -66,6 +67,8 @@ def score(
 ) -> Scores:
     """Values of ``proxies`` for ``model`` on the batch (x, y); the model itself is not changed."""
     names = resolve(proxies if isinstance(proxies, str) else list(proxies))
+    if y is not None and len(y) != len(x):
+        raise RobustnasError(f"one label per image: got {len(x)} images and {len(y)} labels")
     scores = Scores()
     shared = Evaluation(model, x, y, seed=seed, proxies=names) if fused else None
     for name in names:

@@ -12,8 +12,9 @@ A search space is one :class:`Space` subclass registered once::
 
 Everything else in robustnas (``robustnas arch``, ``score``, ``search``, ``train``, the Optuna
 encoding, the conformance checks of ``robustnas.testing``) asks the registered space and never
-names one. Architectures are any immutable, hashable value whose ``str`` names them; the space
-turns them into networks (``nn.Module`` returning logits).
+names one. Architectures are any immutable, hashable value whose ``str`` names them (a plain
+string will do); the space turns them into networks (``nn.Module`` returning logits). Spaces in
+other packages are loaded through the ``robustnas.plugins`` entry point group (``robustnas.plugins``).
 
 Imports of torch belong inside :meth:`Space.network`, so that the registry (and with it the
 command line's help) loads without it.
@@ -66,13 +67,15 @@ class Space(abc.ABC):
         return self.parse_value(value)
 
     def record(self, arch: Arch) -> Any:
-        """The JSON value that stores ``arch`` (model.json, best_genotype.json); parse reads it back."""
-        return arch.to_json()
+        """The JSON value that stores ``arch`` (model.json, best_genotype.json) and that parse reads
+        back: its ``to_json()`` where the architecture type has one, else its string."""
+        to_json = getattr(arch, "to_json", None)
+        return to_json() if callable(to_json) else str(arch)
 
     def convert(self, arch: Arch, to: str) -> str:
         """``arch`` in the encoding ``to`` (one of ``formats``)."""
         if to == "json":
-            return json.dumps(arch.to_json())
+            return json.dumps(self.record(arch))
         if to == "string":
             return str(arch)
         raise ArchError(f"--to {to} does not exist for {self.name}; use one of {', '.join(self.formats)}")

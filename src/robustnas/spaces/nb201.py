@@ -317,6 +317,8 @@ class NB201Space(Space):
             return str(arch.ops)
         if to == "index":
             return str(arch.index)
+        if to == "json":
+            return json.dumps(arch.to_json())  # ops and string (record() keeps only the string)
         return super().convert(arch, to)
 
     def describe(self, arch: NB201Arch) -> dict[str, Any]:

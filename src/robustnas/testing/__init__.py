@@ -1,4 +1,4 @@
-"""Conformance checks for plug-ins: every registered space, attack and strategy must pass them;
+"""Conformance checks for plug-ins: every registered space, proxy, attack and strategy must pass them;
 the test suite runs them over each registry, the way scikit-learn checks estimators. Each raises
 AssertionError naming the first broken promise.
 
@@ -6,7 +6,8 @@ AssertionError naming the first broken promise.
     check_space("croze-darts")
 """
 from robustnas.testing.attacks import check_attack
+from robustnas.testing.proxies import check_proxy
 from robustnas.testing.spaces import check_space
 from robustnas.testing.strategies import check_strategy
 
-__all__ = ["check_attack", "check_space", "check_strategy"]
+__all__ = ["check_attack", "check_proxy", "check_space", "check_strategy"]

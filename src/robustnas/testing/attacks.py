@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from robustnas.attacks import AttackSpec, frozen_eval, get_attack
-from robustnas.evaluate import CLEAN, CORRUPTIONS_ITEM, SANITY
+from robustnas.evaluation import CLEAN, CORRUPTIONS_ITEM, SANITY
 
 RESERVED_ITEMS = (CLEAN, CORRUPTIONS_ITEM, SANITY)  # evaluate's own suite items
 RESERVED_SETTINGS = ("attack", "seed", "batch_size")  # keys evaluate's record adds to the settings

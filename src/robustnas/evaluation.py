@@ -1,6 +1,6 @@
 """The evaluation suite: clean, adversarial and corruption accuracy of one model.
 
-    from robustnas.evaluate import evaluate
+    from robustnas.evaluation import evaluate
     test = load_dataset(split="test")
     result = evaluate(model, test.images, test.labels, "clean,pgd20,corruptions")
     result["pgd20"], result["corruption_accuracy"]["fog"]["3"], result["settings"]["pgd20"]["steps"]
