@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from robustnas.cli import HOLDOUT_SEED, _training_split, main
+from robustnas.cli import main
 from robustnas.data import load_dataset
+from robustnas.train import HOLDOUT_SEED, TrainConfig, default_milestones, run_training, training_split
 
 ARCH = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
 OTHER = "|nor_conv_1x1~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
@@ -100,12 +101,28 @@ def test_train_writes_the_run_with_every_option(trained, npz):
 
 
 def test_training_split_is_the_documented_permutation(npz):
-    train, held_out = _training_split(str(npz), "cifar10", 32, 96, 32)
+    train, held_out = training_split(str(npz), "cifar10", 32, 96, 32)
     order = np.random.default_rng(HOLDOUT_SEED).permutation(400)
     assert held_out.index.tolist() == sorted(order[:32].tolist())
     assert train.index.tolist() == sorted(order[32:128].tolist())
-    everything, _ = _training_split(str(npz), "cifar10", 32, None, 32)
+    everything, _ = training_split(str(npz), "cifar10", 32, None, 32)
     assert len(everything) == 368 and not set(everything.index) & set(held_out.index)
+
+
+def test_default_milestones_are_half_and_three_quarters():
+    assert default_milestones(200) == (100, 150)
+    assert (default_milestones(4), default_milestones(2), default_milestones(1)) == ((2, 3), (1,), ())
+
+
+def test_the_python_api_trains_what_the_command_trains(trained, npz, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=32, lr=0.05, milestones=default_milestones(1), cutout=8,
+                         adversarial="pgd", seed=3)
+    run = run_training(ARCH, config, tmp_path / "run", space="nb201", data=npz, holdout=32, limit=96)
+    assert (run.trained, run.held_out, run.result.run_dir) == (96, 32, tmp_path / "run")
+    assert (tmp_path / "run" / "model.json").read_text() == (trained / "model.json").read_text()
+    before = torch.load(trained / "final.pt", weights_only=True)
+    after = torch.load(run.result.final, weights_only=True)
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_rerun_of_a_finished_run_is_a_no_op(trained, npz, capsys):

@@ -1,5 +1,8 @@
-"""The ``robustnas`` command line.
+"""The ``robustnas`` command line: a thin layer over the Python API.
 
+Each ``cmd_*`` translates its arguments into calls of the API (``robustnas.scoring``,
+``robustnas.search``, ``robustnas.train``, ``robustnas.evaluation``, ...), which check the values and
+hold every decision, and prints the results; ``_add_*`` builds the parser of one command.
 Heavy modules (torch, pandas) are imported inside the commands so that ``--help`` answers at once.
 Every user error is printed on one line and exits with status 2.
 """
@@ -22,19 +25,6 @@ TRAIN_DATASETS = (*DATASETS, "svhn", "tiny-imagenet-200")
 
 def _print_json(obj: object) -> None:
     print(json.dumps(obj, indent=None, sort_keys=False))
-
-
-def _require_device(device: str, amp: bool = False) -> None:
-    """--device cuda needs a CUDA device; --amp needs --device cuda (one-line errors)."""
-    from robustnas.errors import RobustnasError
-
-    if amp and device != "cuda":
-        raise RobustnasError("--amp needs --device cuda (mixed precision is GPU-only here); drop --amp")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RobustnasError("--device cuda: no CUDA device is available here; use --device cpu")
 
 
 # ---- arch --------------------------------------------------------------------------------------
@@ -96,19 +86,13 @@ def cmd_bench_query(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from robustnas.errors import RobustnasError
     from robustnas.proxies import resolve
     from robustnas.scoring import ScoreSettings, run_scoring, select_archs, shard, summary_table
 
-    if args.data is None and args.dataset != "cifar10":
-        raise RobustnasError(f"the embedded sample is CIFAR-10; give --data for {args.dataset}")
-    if args.batch_size < 1:
-        raise RobustnasError(f"--batch-size must be >= 1, got {args.batch_size}")
-    _require_device(args.device)
     settings = ScoreSettings(
         space=args.space,
         dataset=args.dataset,
-        data=str(Path(args.data).resolve()) if args.data else None,
+        data=args.data,
         proxies=tuple(resolve(args.proxies)),
         batch_size=args.batch_size,
         seed=args.seed,
@@ -153,81 +137,29 @@ def cmd_study(args: argparse.Namespace) -> None:
 
 
 # ---- training and evaluation -------------------------------------------------------------------
-HOLDOUT_SEED = 0  # the held-out split is the same for every run, whatever --seed
-
-
 def cmd_train(args: argparse.Namespace) -> None:
-    from pathlib import Path
+    from robustnas.train import TrainConfig, default_milestones, run_training
 
-    import torch
-
-    from robustnas.errors import RobustnasError
-    from robustnas.train import TrainConfig, train
-    from robustnas.train.model_spec import RESNET18, ModelSpec, write_model_json
-
-    _require_device(args.device, args.amp)
-    if args.data is None and args.dataset != "cifar10":
-        raise RobustnasError(f"the embedded sample is CIFAR-10; give --data for {args.dataset}")
-    if args.arch.strip().lower() == RESNET18 and args.space is not None:
-        raise RobustnasError("resnet18 belongs to no search space; drop --space")
     config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, milestones=_milestones(args.epochs),
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, milestones=default_milestones(args.epochs),
         cutout=args.cutout, adversarial=None if args.adversarial == "none" else args.adversarial,
         amp=args.amp, seed=args.seed,
     )
-    train_set, held_out = _training_split(args.data, args.dataset, args.holdout, args.limit, args.batch_size)
-    spec = ModelSpec.from_arch(args.arch, args.space or "nb201", args.dataset, train_set.num_classes)
-    out = Path(args.out)
-    data = {"path": str(Path(args.data).resolve()) if args.data else None, "holdout": args.holdout, "limit": args.limit}
-    write_model_json(out, spec, data)
-    torch.manual_seed(args.seed)  # the initial weights (a resumed run loads its checkpoint's)
-    result = train(spec.build().to(args.device), train_set, held_out, config, out)
-    last = result.last
+    run = run_training(
+        args.arch, config, args.out, space=args.space, dataset=args.dataset, data=args.data,
+        holdout=args.holdout, limit=args.limit, device=args.device,
+    )
+    result, last = run.result, run.result.last
     print(
-        f"{out}: {len(result.log) - result.resumed_after} epochs trained now, {result.resumed_after} before; "
-        f"{len(train_set)} training images; held-out {len(held_out)} images: clean {last['val_clean_acc']:.4f}, "
+        f"{result.run_dir}: {len(result.log) - result.resumed_after} epochs trained now, {result.resumed_after} "
+        f"before; {run.trained} training images; held-out {run.held_out} images: clean {last['val_clean_acc']:.4f}, "
         f"PGD-{config.eval_steps} {last['val_pgd_acc']:.4f} -> {result.final}"
     )
-
-
-def _milestones(epochs: int) -> tuple[int, ...]:
-    """lr x0.1 at 1/2 and 3/4 of the epochs: CRoZe's epochs 100 and 150 of 200 (TrainConfig)."""
-    return tuple(sorted({m for m in (epochs // 2, 3 * epochs // 4) if m > 0}))
-
-
-def _training_split(data: str | None, dataset: str, holdout: int, limit: int | None, batch_size: int):
-    """(training images, held-out images) from the train split: a permutation seeded with
-    HOLDOUT_SEED; its first ``holdout`` images are held out, the next ``limit`` (default: all the
-    rest) are trained on, each set kept in file order."""
-    import numpy as np
-
-    from robustnas.data import load_dataset
-    from robustnas.errors import RobustnasError
-
-    images = load_dataset(data, dataset, split="train")
-    left = len(images) - holdout
-    if holdout < 1 or left < 1:
-        raise RobustnasError(
-            f"--holdout must be in 1..{len(images) - 1} for {len(images)} training images, got {holdout}"
-        )
-    if limit is not None and not 1 <= limit <= left:
-        raise RobustnasError(
-            f"--limit must be in 1..{left} (training images left after --holdout {holdout}), got {limit}"
-        )
-    order = np.random.default_rng(HOLDOUT_SEED).permutation(len(images))
-    trained = order[holdout:] if limit is None else order[holdout : holdout + limit]
-    if len(trained) < batch_size:
-        raise RobustnasError(
-            f"{len(trained)} training images are fewer than one batch (--batch-size {batch_size}); "
-            "lower --batch-size or raise --limit"
-        )
-    return images.subset(np.sort(trained)), images.subset(np.sort(order[:holdout]))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from robustnas.evaluation import JSON_FILE, MARKDOWN_FILE, STORE_FILE, run_evaluation, summary_table
 
-    _require_device(args.device)
     result, out, computed = run_evaluation(
         args.checkpoint, args.suite, out=args.out, data=args.data, n=args.n, batch_size=args.batch_size,
         seed=args.seed, device=args.device,
@@ -244,11 +176,9 @@ def cmd_search(args: argparse.Namespace) -> None:
     from robustnas.search.base import parse_options
     from robustnas.search.run import SearchSettings, describe_result, run
 
-    _require_device(args.device)
-    settings = SearchSettings(  # the data file by its absolute path: the same name elsewhere is other data
+    settings = SearchSettings(
         space=args.space, dataset=args.dataset, strategy=args.strategy, objective=args.objective,
-        budget=args.budget, seed=args.seed, data=str(Path(args.data).resolve()) if args.data else None,
-        batch_size=args.batch_size,
+        budget=args.budget, seed=args.seed, data=args.data, batch_size=args.batch_size,
         proxy_seed=args.proxy_seed, max_latency_ms=args.max_latency, latency_device=args.latency_device,
         options=parse_options(args.strategy, args.strategy_option),
     )
@@ -290,6 +220,52 @@ class _Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
+# ---- options of several commands: each written once ----------------------------------------------
+ARCH_HELP = (
+    "NB201: op-index tuple '(0, 2, 3, 2, 3, 1)', NB201 string or index 0..15624; "
+    "DARTS-style spaces: genotype string, JSON, JSON file or a published name such as DARTS_V2"
+)
+EMBEDDED = "the embedded CIFAR-10 sample"
+
+
+def _dataset_option(parser: argparse.ArgumentParser, choices: Sequence[str] = DATASETS, note: str = "") -> None:
+    """--dataset: a name among ``choices`` (default cifar10), with an optional ``note``."""
+    parser.add_argument("--dataset", choices=choices, default="cifar10", help=f"{note} (default cifar10)".lstrip())
+
+
+def _data_option(parser: argparse.ArgumentParser, use: str = "", default: str = EMBEDDED) -> None:
+    """--data: the dataset's files (``use``: what they are for; ``default``: what is read without them)."""
+    parser.add_argument("--data", help=f"dataset file or folder{use} (default: {default})")
+
+
+def _batch_size_option(parser: argparse.ArgumentParser, default: int, what: str) -> None:
+    """--batch-size: ``what`` a batch is, and its default."""
+    parser.add_argument("--batch-size", type=int, default=default, help=f"{what} (default {default})")
+
+
+def _seed_option(parser: argparse.ArgumentParser, seeds: str) -> None:
+    """--seed (default 0; 0..2**32-1, checked by main): ``seeds`` says what it draws."""
+    parser.add_argument("--seed", type=int, default=0, help=f"random seed of {seeds} (default 0)")
+
+
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    """--device: cpu or cuda (checked before the command starts)."""
+    from robustnas.device import DEVICES
+
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="where the networks run (default cpu)")
+
+
+def _run_dir_option(parser: argparse.ArgumentParser) -> None:
+    """--out of the resumable commands (score, search, train)."""
+    parser.add_argument("--out", required=True, help="run directory (created, or resumed when it holds a run)")
+
+
+def _json_option(parser: argparse.ArgumentParser, shape: str = "one JSON object") -> None:
+    """--json: print ``shape`` instead of text."""
+    parser.add_argument("--json", action="store_true", help=f"print {shape}")
+
+
+# ---- the commands ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="robustnas",
@@ -297,107 +273,65 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version="robustnas 0.1.0")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_score, _add_merge, _add_export, _add_study, _add_demo, _add_search, _add_train, _add_evaluate,
+                _add_arch, _add_data, _add_bench):
+        add(commands)
+    return parser
 
-    arch_help = (
-        "NB201: op-index tuple '(0, 2, 3, 2, 3, 1)', NB201 string or index 0..15624; "
-        "DARTS-style spaces: genotype string, JSON, JSON file or a published name such as DARTS_V2"
-    )
+
+def _add_score(commands: argparse._SubParsersAction) -> None:
     score = commands.add_parser("score", help="compute zero-cost proxies for many architectures (resumable)")
     _add_space(score)
-    score.add_argument("--dataset", choices=DATASETS, default="cifar10")
-    score.add_argument("--data", help="dataset file or folder (default: the embedded CIFAR-10 sample)")
+    _dataset_option(score)
+    _data_option(score, use=" of the proxies' batch")
     score.add_argument("--proxies", default="all", help="all, or a comma-separated list of proxy names")
     score.add_argument(
         "--archs", default="unique",
         help="all | unique (NB201) | sample:N | FILE with one architecture per line (default unique)",
     )
-    score.add_argument("--batch-size", type=int, default=64)
-    score.add_argument("--seed", type=int, default=0)
-    score.add_argument("--out", required=True, help="run directory (created, or resumed when it exists)")
+    _batch_size_option(score, 64, "images in the proxies' batch")
+    _seed_option(score, "the proxies' batch and initial weights, and of --archs sample:N")
+    _run_dir_option(score)
     score.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     score.add_argument("--shard", help="i/N: score only every N-th architecture starting at i")
-    score.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    _device_option(score)
     score.set_defaults(func=cmd_score)
 
+
+def _add_merge(commands: argparse._SubParsersAction) -> None:
     merge = commands.add_parser("merge", help="join the run directories of shards into one")
     merge.add_argument("runs", nargs="+", help="run directories of the shards")
     merge.add_argument("--out", required=True, help="merged run directory")
     merge.set_defaults(func=cmd_merge)
 
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser("export", help="write a run as a table: one row per architecture")
     export.add_argument("run", help="run directory")
     export.add_argument("--out", required=True, help="FILE.csv or FILE.parquet")
     export.set_defaults(func=cmd_export)
 
+
+def _add_study(commands: argparse._SubParsersAction) -> None:
     study = commands.add_parser("study", help="report: how well proxies predict clean and robust accuracy (NB201)")
-    study.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    _dataset_option(study)
     study.add_argument("--features", choices=("suite", "ours", "both"), default="suite",
                        help="suite: NAS-Bench-Suite-Zero's values; ours: scoring runs (--runs); both: their union")
     study.add_argument("--runs", nargs="+", help="NB201 scoring run directories of --dataset (robustnas score)")
     study.add_argument("--out", required=True, help="report directory (report.md, report.html, figures, CSVs)")
     study.set_defaults(func=cmd_study)
 
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
         "demo", help="CRoZe-guided search over NB201 on the embedded CIFAR-10 sample",
         description="robustnas search --space nb201 --dataset cifar10 --strategy warmup-move --objective croze "
         "on the CIFAR-10 sample inside the package; prints the found architecture with its benchmark accuracies.",
     )
     demo.add_argument("--budget", type=int, default=100, help="architectures to evaluate (default 100)")
-    demo.add_argument("--seed", type=int, default=0, help="the search's random seed")
+    _seed_option(demo, "the search")
     demo.add_argument("--out", default="robustnas-demo", help="run directory (default ./robustnas-demo; resumes)")
     demo.set_defaults(func=cmd_demo)
-
-    _add_search(commands)
-    _add_train(commands, arch_help)
-    _add_evaluate(commands)
-
-    arch = commands.add_parser("arch", help="show, convert and sample architectures").add_subparsers(
-        dest="arch_command", metavar="ACTION", required=True
-    )
-    show = arch.add_parser("show", help="describe an architecture: encodings, params, FLOPs")
-    show.add_argument("arch", help=arch_help)
-    _add_space(show)
-    show.add_argument("--dataset", choices=DATASETS, default="cifar10")
-    show.add_argument("--json", action="store_true", help="print one JSON object")
-    show.set_defaults(func=cmd_arch_show)
-
-    convert = arch.add_parser("convert", help="convert an architecture to another encoding")
-    convert.add_argument("arch", help=arch_help)
-    _add_space(convert)
-    convert.add_argument("--to", required=True, choices=_formats(), help="encoding (tuple and index: NB201)")
-    convert.set_defaults(func=cmd_arch_convert)
-
-    sample = arch.add_parser("sample", help="sample random architectures, one per line")
-    sample.add_argument("-n", type=int, default=10)
-    sample.add_argument("--seed", type=int, default=0)
-    _add_space(sample)
-    sample.add_argument("--unique", action="store_true", help="NB201: only isomorphism-class representatives")
-    sample.set_defaults(func=cmd_arch_sample)
-
-    data = commands.add_parser("data", help="inspect datasets").add_subparsers(
-        dest="data_command", metavar="ACTION", required=True
-    )
-    info = data.add_parser("info", help="format, splits, counts and shape of a dataset file or folder")
-    info.add_argument("path", help="CIFAR python folder, .npz, ImageFolder dir/.zip, Tiny-ImageNet, SVHN .mat, ImageNet16 folder")
-    info.add_argument("--json", action="store_true")
-    info.set_defaults(func=cmd_data_info)
-
-    bench = commands.add_parser("bench", help="query NB201 ground truth").add_subparsers(
-        dest="bench_command", metavar="ACTION", required=True
-    )
-    query = bench.add_parser("query", help="accuracy of an NB201 architecture under a metric")
-    query.add_argument("arch", help=arch_help)
-    query.add_argument("--dataset", choices=DATASETS, default="cifar10")
-    query.add_argument(
-        "--metric", required=True,
-        help="clean, fgsm, pgd, apgd-ce, square, nats_test or a corruption name (e.g. gaussian_noise)",
-    )
-    query.add_argument("--eps", type=float, help="attack strength in units of 1/255 (attacks only)")
-    query.add_argument("--severity", type=int, help="corruption severity 1..5 (corruptions only)")
-    query.add_argument("--data", help="original NB201 files (default: the copy shipped in the package)")
-    query.add_argument("--json", action="store_true", help='print {"value": ...}')
-    query.set_defaults(func=cmd_bench_query)
-    return parser
 
 
 def _add_search(commands: argparse._SubParsersAction) -> None:
@@ -409,8 +343,8 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
         "trajectory.csv/.png and store.sqlite (every evaluation, as it is made); the same command resumes.",
     )
     _add_space(search)
-    search.add_argument("--dataset", choices=DATASETS, default="cifar10")
-    search.add_argument("--data", help="images for the proxies' batch (default: the embedded CIFAR-10 sample)")
+    _dataset_option(search)
+    _data_option(search, use=" of the proxies' batch")
     search.add_argument(
         "--strategy", choices=base.names(), default="warmup-move",
         help="; ".join(f"{name}: {summary}" for name, summary in base.list_strategies().items())
@@ -429,8 +363,8 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
         f"comma-separated for several objectives ({base.multi_objective_names()}) (default croze)",
     )
     search.add_argument("--budget", type=int, default=100, help="architectures to evaluate (default 100)")
-    search.add_argument("--seed", type=int, default=0, help="the strategy's random seed")
-    search.add_argument("--batch-size", type=int, default=64, help="proxy batch size (default 64)")
+    _seed_option(search, "the strategy")
+    _batch_size_option(search, 64, "images in the proxies' batch")
     search.add_argument(
         "--proxy-seed", type=int, default=0,
         help="network initialisation and batch of the proxies, as robustnas score --seed (default 0)",
@@ -441,8 +375,8 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
     search.add_argument(
         "--storage", help="Optuna storage URL where nsga2 copies its study for sharing (default sqlite:///OUT/optuna.sqlite)"
     )
-    search.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    search.add_argument("--out", required=True, help="run directory (created, or resumed when it holds a search)")
+    _device_option(search)
+    _run_dir_option(search)
     search.set_defaults(func=cmd_search)
 
 
@@ -451,20 +385,19 @@ def _options_help(strategy: type[Strategy]) -> str:
     return ", ".join(f"{option.name}={option.default} ({option.help})" for option in strategy.options) or "none"
 
 
-def _add_train(commands: argparse._SubParsersAction, arch_help: str) -> None:
+def _add_train(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train", help="train a network, standard or adversarial (PGD-AT, TRADES); resumable",
         description="Train an architecture of a search space or PreAct ResNet-18. OUT gets model.json, "
         "checkpoint.pt (every epoch), log.csv, curves.png and final.pt; the same command resumes.",
     )
-    train.add_argument("--arch", required=True, help=f"{arch_help}; or resnet18 (PreAct ResNet-18)")
+    train.add_argument("--arch", required=True, help=f"{ARCH_HELP}; or resnet18 (PreAct ResNet-18)")
     _add_space(train, default=None, extra="; default nb201, not with resnet18")
-    train.add_argument(
-        "--dataset", choices=TRAIN_DATASETS, default="cifar10",
-        help="images of any size; on tiny-imagenet-200 ARNAS nets are C=84 with 14 cells, as ARNAS trains them "
-        "(default cifar10)",
+    _dataset_option(
+        train, TRAIN_DATASETS,
+        "images of any size; on tiny-imagenet-200 ARNAS nets are C=84 with 14 cells, as ARNAS trains them",
     )
-    train.add_argument("--data", help="dataset file or folder (default: the embedded CIFAR-10 sample)")
+    _data_option(train)
     train.add_argument(
         "--adversarial", choices=("none", "pgd", "trades"), default="none",
         help="none: standard training; pgd: PGD-7 adversarial training (Madry et al., eps 8/255, step 2/255); "
@@ -473,18 +406,18 @@ def _add_train(commands: argparse._SubParsersAction, arch_help: str) -> None:
     train.add_argument(
         "--epochs", type=int, default=200, help="epochs; lr x0.1 at 1/2 and 3/4 of them (default 200)"
     )
-    train.add_argument("--batch-size", type=int, default=128)
+    _batch_size_option(train, 128, "images per SGD step")
     train.add_argument("--lr", type=float, default=0.1, help="initial SGD learning rate (default 0.1)")
     train.add_argument("--cutout", type=int, default=0, help="cutout square side in pixels (default 0: off)")
-    train.add_argument("--seed", type=int, default=0, help="initial weights, batch order, augmentation, attacks")
+    _seed_option(train, "the initial weights, batch order, augmentation and attacks")
     train.add_argument(
         "--holdout", type=int, default=1000,
         help="training images held out for the per-epoch clean and PGD-20 log (default 1000, Rice et al. 2020)",
     )
     train.add_argument("--limit", type=int, help="train on only this many of the remaining training images")
-    train.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    _device_option(train)
     train.add_argument("--amp", action="store_true", help="float16 mixed precision (needs --device cuda)")
-    train.add_argument("--out", required=True, help="run directory (created, or resumed when it holds a run)")
+    _run_dir_option(train)
     train.set_defaults(func=cmd_train)
 
 
@@ -503,11 +436,11 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         "--suite", default="clean,fgsm,pgd20,pgd100,autoattack,corruptions",
         help="comma-separated suite items, listed below (default: %(default)s)",
     )
-    evaluate.add_argument("--data", help="dataset file or folder (default: the data the network was trained on)")
+    _data_option(evaluate, default="the data the network was trained on")
     evaluate.add_argument("--n", type=int, help="evaluate the first N test images (default: all)")
-    evaluate.add_argument("--batch-size", type=int, default=256)
-    evaluate.add_argument("--seed", type=int, default=0, help="attack random starts and corruption noise")
-    evaluate.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    _batch_size_option(evaluate, 256, "images per forward pass")
+    _seed_option(evaluate, "attack random starts and corruption noise")
+    _device_option(evaluate)
     evaluate.add_argument("--out", help="folder for evaluation.json/.md and store.sqlite (default: the checkpoint's)")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -526,6 +459,59 @@ def _suite_epilog() -> str:
     for name, text in items.items():
         lines += textwrap.wrap(text, width, initial_indent=f"  {name:<{pad}}", subsequent_indent=" " * (pad + 2))
     return "\n".join(lines)
+
+
+def _add_arch(commands: argparse._SubParsersAction) -> None:
+    arch = commands.add_parser("arch", help="show, convert and sample architectures").add_subparsers(
+        dest="arch_command", metavar="ACTION", required=True
+    )
+    show = arch.add_parser("show", help="describe an architecture: encodings, params, FLOPs")
+    show.add_argument("arch", help=ARCH_HELP)
+    _add_space(show)
+    _dataset_option(show)
+    _json_option(show)
+    show.set_defaults(func=cmd_arch_show)
+
+    convert = arch.add_parser("convert", help="convert an architecture to another encoding")
+    convert.add_argument("arch", help=ARCH_HELP)
+    _add_space(convert)
+    convert.add_argument("--to", required=True, choices=_formats(), help="encoding (tuple and index: NB201)")
+    convert.set_defaults(func=cmd_arch_convert)
+
+    sample = arch.add_parser("sample", help="sample random architectures, one per line")
+    sample.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    _seed_option(sample, "the sample")
+    _add_space(sample)
+    sample.add_argument("--unique", action="store_true", help="NB201: only isomorphism-class representatives")
+    sample.set_defaults(func=cmd_arch_sample)
+
+
+def _add_data(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser("data", help="inspect datasets").add_subparsers(
+        dest="data_command", metavar="ACTION", required=True
+    )
+    info = data.add_parser("info", help="format, splits, counts and shape of a dataset file or folder")
+    info.add_argument("path", help="CIFAR python folder, .npz, ImageFolder dir/.zip, Tiny-ImageNet, SVHN .mat, ImageNet16 folder")
+    _json_option(info)
+    info.set_defaults(func=cmd_data_info)
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="query NB201 ground truth").add_subparsers(
+        dest="bench_command", metavar="ACTION", required=True
+    )
+    query = bench.add_parser("query", help="accuracy of an NB201 architecture under a metric")
+    query.add_argument("arch", help=ARCH_HELP)
+    _dataset_option(query)
+    query.add_argument(
+        "--metric", required=True,
+        help="clean, fgsm, pgd, apgd-ce, square, nats_test or a corruption name (e.g. gaussian_noise)",
+    )
+    query.add_argument("--eps", type=float, help="attack strength in units of 1/255 (attacks only)")
+    query.add_argument("--severity", type=int, help="corruption severity 1..5 (corruptions only)")
+    query.add_argument("--data", help="original NB201 files (default: the copy shipped in the package)")
+    _json_option(query, '{"value": ...}')
+    query.set_defaults(func=cmd_bench_query)
 
 
 SEED_LIMIT = 2**32  # numpy, torch and the store all take seeds in 0..2**32-1
@@ -554,9 +540,16 @@ STOPPED = "what was already stored is kept; the same command resumes"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from robustnas.errors import RobustnasError
+    from robustnas.plugins import load_plugins
+
+    try:
+        load_plugins()  # other packages' spaces, proxies, attacks, strategies: in choices and help
+    except RobustnasError as exc:
+        print(f"robustnas: error: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
-    from robustnas.errors import RobustnasError
 
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:

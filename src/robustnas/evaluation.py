@@ -288,16 +288,19 @@ def run_evaluation(
     progress: bool = True,
 ) -> tuple[dict[str, Any], Path, int]:
     """Evaluate a checkpoint (a run directory of ``robustnas train``, or its final.pt/checkpoint.pt)
-    on the first ``n`` test images of ``data`` (default: the data it was trained on).
+    on the first ``n`` test images of ``data`` (default: the data it was trained on), on ``device``
+    ("cpu" or "cuda", checked first).
 
     Values go to OUT/store.sqlite (OUT defaults to the checkpoint's folder) under run "evaluate",
     key (architecture, quantity, seed, config hash of {weights digest, images digest, item,
     settings}); stored keys are not computed again. Returns (result with "checkpoint", OUT,
     number of values computed now).
     """
+    from robustnas.device import require_device
     from robustnas.store import Key, Result, Store
     from robustnas.train.model_spec import load_model
 
+    require_device(device)
     items = parse_suite(suite)
     check_settings(batch_size, seed)
     if n is not None and n < 1:
@@ -341,10 +344,9 @@ def run_evaluation(
 
 def _test_images(dataset: str, path: str | Path | None, n: int | None) -> Any:
     """The first ``n`` images of the test split (all when None)."""
-    from robustnas.data import canonical_dataset, load_dataset
+    from robustnas.data import load_dataset, require_data
 
-    if path is None and canonical_dataset(dataset) != "cifar10":
-        raise RobustnasError(f"the embedded sample is CIFAR-10; give --data for {dataset}")
+    require_data(path, dataset)
     test = load_dataset(path, dataset, split="test")
     if n is not None and n > len(test):
         raise RobustnasError(f"--n {n} but the test split of {test.source} has {len(test)} images; give a smaller --n")

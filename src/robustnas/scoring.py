@@ -41,7 +41,8 @@ MEASURE_FROM_PASSES = 20.0  # measure a pass (for the estimate) only in runs at 
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    """Everything that determines the values of a scoring run (stored in run.json)."""
+    """Everything that determines the values of a scoring run (stored in run.json); ``data`` is
+    kept as an absolute path (None: the embedded CIFAR-10 sample)."""
 
     space: str
     dataset: str
@@ -50,6 +51,21 @@ class ScoreSettings:
     batch_size: int
     seed: int
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        from robustnas.data import data_path
+
+        object.__setattr__(self, "data", data_path(self.data))
+
+    def check(self) -> None:
+        """One-line errors for settings no run can use (``run_scoring`` checks before it starts)."""
+        from robustnas.data import require_data
+        from robustnas.device import require_device
+
+        require_data(self.data, self.dataset)
+        if self.batch_size < 1:
+            raise RobustnasError(f"--batch-size must be >= 1, got {self.batch_size}")
+        require_device(self.device)
 
     def value_config(self) -> dict[str, Any]:
         """The settings a stored value depends on (proxy list and device excluded)."""
@@ -239,6 +255,7 @@ def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: i
     from robustnas.progress import LoopProgress
     from robustnas.store import Result
 
+    settings.check()
     if workers < 1:
         raise RobustnasError(f"--workers must be >= 1, got {workers}")
     threads = max(1, (os.cpu_count() or 1) // workers)

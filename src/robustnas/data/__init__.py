@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from robustnas.data.cache import CACHE_ENV, cache_dir
 from robustnas.data.imageset import ImageSet
-from robustnas.data.loader import describe, load_dataset
+from robustnas.data.loader import data_path, describe, load_dataset, require_data
 from robustnas.data.names import CIFAR10_CLASSES, CIFAR100_CLASSES, SPLITS, canonical_dataset
 from robustnas.data.normalize import NORMALIZATION, NormalizedModel, normalization
 from robustnas.data.sampling import crop_padding, iterate_batches, random_crop_flip, sample_batch
@@ -26,10 +26,12 @@ __all__ = [
     "cache_dir",
     "canonical_dataset",
     "crop_padding",
+    "data_path",
     "describe",
     "iterate_batches",
     "load_dataset",
     "normalization",
     "random_crop_flip",
+    "require_data",
     "sample_batch",
 ]

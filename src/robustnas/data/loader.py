@@ -52,6 +52,18 @@ def load_dataset(
     return source.load(split, canonical_dataset(dataset) if dataset else None, limit_per_class)
 
 
+def data_path(path: str | Path | None) -> str | None:
+    """``path`` as settings record it: absolute, since the same relative name in another folder is
+    other data; None (the embedded sample) stays None."""
+    return str(Path(path).resolve()) if path else None
+
+
+def require_data(path: str | Path | None, dataset: str) -> None:
+    """The embedded sample is CIFAR-10: any other dataset needs its files (a one-line error)."""
+    if path is None and canonical_dataset(dataset) != CIFAR10:
+        raise RobustnasError(f"the embedded sample is CIFAR-10; give --data for {dataset}")
+
+
 def describe(path: str | Path | None = None) -> dict[str, Any]:
     """JSON-able summary of a dataset location (for ``robustnas data info PATH``).
 

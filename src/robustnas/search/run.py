@@ -175,7 +175,8 @@ def benchmark_record(arch: Arch, dataset: str, bench: Any) -> dict[str, Any]:
 # ---- the run directory ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class SearchSettings:
-    """What determines a search (search.json); the same settings resume the same search."""
+    """What determines a search (search.json); the same settings resume the same search. ``data``
+    is kept as an absolute path: the same relative name in another folder is other data."""
 
     space: str
     dataset: str
@@ -189,6 +190,11 @@ class SearchSettings:
     max_latency_ms: float | None = None
     latency_device: str = "edgegpu"
     options: dict[str, Any] = field(default_factory=dict)  # the strategy's options that differ from their defaults
+
+    def __post_init__(self) -> None:
+        from robustnas.data import data_path
+
+        object.__setattr__(self, "data", data_path(self.data))
 
 
 def open_search(out: Path, settings: SearchSettings) -> Store:
@@ -313,12 +319,16 @@ def run(
     Proxies are computed on one seeded batch of ``settings.data`` with networks initialised from
     ``settings.proxy_seed`` (as ``robustnas score --seed``), so stored scoring ``runs`` with those
     settings are read instead of computed. NSGA-II copies its Optuna study into ``storage`` (default
-    ``sqlite:///RUN_DIR/optuna.sqlite``; a PostgreSQL URL works too) for sharing.
+    ``sqlite:///RUN_DIR/optuna.sqlite``; a PostgreSQL URL works too) for sharing. ``device`` ("cpu"
+    or "cuda") is checked before anything else.
     """
     from robustnas.bench import Benchmark
+    from robustnas.device import require_device
     from robustnas.progress import LoopProgress
     from robustnas.scoring import ScoreSettings, announce_cost
     from robustnas.search.objectives import LiveProxies, parse_objective
+
+    require_device(device)
     space = spaces.get(settings.space)
     bench = Benchmark() if space.has_benchmark else None
     if settings.max_latency_ms is None and settings.latency_device != "edgegpu":

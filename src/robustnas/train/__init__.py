@@ -7,6 +7,10 @@
     result = train(model, load_dataset(path), load_dataset(path, split="test"), config, "runs/at")
     result.last["val_pgd_acc"]                       # RUN_DIR/log.csv, curves.png, final.pt
 
+``run_training`` is ``robustnas train`` (train/run.py): it builds the network of an architecture,
+holds out the same images for every run (``training_split``, ``HOLDOUT_SEED``), records both in
+RUN_DIR/model.json for ``robustnas evaluate`` and trains; ``default_milestones(epochs)`` is its schedule.
+
 Networks of the three spaces train the same way (``NormalizedModel.for_dataset(
 spaces.build(...), dataset)``; DARTS/ARNAS nets with ``auxiliary=True`` for ``aux_weight``).
 Killed and restarted on the same RUN_DIR, a run continues from its last epoch's checkpoint to
@@ -19,16 +23,22 @@ from robustnas.train.config import TrainConfig, drop_path_at, lr_at
 from robustnas.train.loop import TrainResult, train
 from robustnas.train.losses import trades_kl, training_loss
 from robustnas.train.preact import PreActResNet18, preact_resnet18
+from robustnas.train.run import HOLDOUT_SEED, TrainingRun, default_milestones, run_training, training_split
 
 __all__ = [
+    "HOLDOUT_SEED",
     "PreActResNet18",
     "TrainConfig",
     "TrainResult",
+    "TrainingRun",
     "cutout",
+    "default_milestones",
     "drop_path_at",
     "lr_at",
     "preact_resnet18",
+    "run_training",
     "trades_kl",
     "train",
     "training_loss",
+    "training_split",
 ]

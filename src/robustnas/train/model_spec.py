@@ -8,7 +8,7 @@ model.json (written by ``robustnas train`` before the first epoch)::
      "arch": the space's stored form (NB201 string, genotype JSON object) | null (resnet18),
      "dataset": "cifar10", "num_classes": 10,
      "options": constructor sizes, e.g. {"channels": 16, "cells_per_stage": 5},
-     "data": {"path": ..., "holdout": ..., "limit": ...}}   # the training images (cli.py)
+     "data": {"path": ..., "holdout": ..., "limit": ...}}   # the training images (train/run.py)
 
 Sizes are each space's standard evaluation sizes for the dataset (``Space.sizes_for``: NB201 C=16,
 5 cells per stage; DARTS C=36, 20 cells; ARNAS C=64, 20 cells, and on Tiny-ImageNet-200 C=84, 14
