@@ -200,7 +200,7 @@ def test_model_specs_of_the_other_networks():
 
     # the parameter counts of `robustnas arch show` (tests/test_cli.py) and of He et al.'s PreAct ResNet-18
     for arch, space, params in (("DARTS_V2", "darts", 3349342), ("ARNAS", "arnas", 4520394),
-                                ("resnet18", "nb201", 11172170)):
+                                ("CROZE_CIFAR10", "croze-darts", 5524894), ("resnet18", "nb201", 11172170)):
         spec = ModelSpec.from_arch(arch, space, "cifar10", 10)
         again = ModelSpec.from_json(json.loads(json.dumps(spec.to_json())), Path("model.json"))
         assert again == spec and sum(p.numel() for p in again.build().parameters()) == params

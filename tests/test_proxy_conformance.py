@@ -40,5 +40,5 @@ def careless():
 
 
 def test_a_proxy_that_changes_the_model_fails_the_check(careless):
-    with pytest.raises(AssertionError, match="careless: changed the model's weights or buffers"):
+    with pytest.raises(AssertionError, match="careless: changed the model's weights and buffers"):
         check_proxy(careless)

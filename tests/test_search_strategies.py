@@ -15,7 +15,6 @@ import pytest
 from robustnas.bench import Benchmark
 from robustnas.errors import RobustnasError
 from robustnas.search.base import (
-    Option,
     Strategy,
     list_strategies,
     make_strategy,
@@ -136,7 +135,7 @@ class Walk(Strategy):
 
     name = "walk"
     summary = "a random walk"
-    options = (Option("steps", int, 1, "mutants per ask"),)
+    options = {"steps": "mutants per ask"}
 
     def __init__(self, space: Space, seed: int, steps: int = 1) -> None:
         super().__init__(space, seed)
@@ -157,9 +156,9 @@ class Unseeded(Walk):
         self.rng = random.Random()  # the bug: not from the seed
 
 
-class OtherDefault(Walk):
-    name = "other-default"
-    options = (Option("steps", int, 2, "mutants per ask"),)  # the bug: the constructor's default is 1
+class UnknownOption(Walk):
+    name = "unknown-option"
+    options = {"steps": "mutants per ask", "stride": "how far"}  # the bug: the constructor has no stride
 
 
 @pytest.fixture
@@ -188,7 +187,7 @@ def test_a_plugin_strategy_is_searchable_and_checked(registered):
     ("cls", "problem"),
     [
         (Unseeded, "unseeded: asked other architectures for the same seed and values"),
-        (OtherDefault, "option steps (default 2) is not a keyword of the constructor with that default"),
+        (UnknownOption, "declares option 'stride', not a keyword argument of its constructor"),
     ],
 )
 def test_the_conformance_checks_catch_a_broken_strategy(registered, cls, problem):

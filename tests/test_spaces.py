@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from robustnas import spaces
 from robustnas.cli import main
 from robustnas.errors import ArchError, RobustnasError
 from robustnas.spaces import Space
-from robustnas.spaces.croze_darts import CROZE_GENOTYPES, INPUTS, CrozeDartsGenotype, count_params, params_m
+from robustnas.spaces.croze_darts import INPUTS, CrozeDartsGenotype, count_params, params_m, published_genotypes
 from robustnas.spaces.darts_ops import count_parameters
 from robustnas.testing import check_space
 
@@ -229,7 +230,7 @@ def test_cli_contract_sample_then_show(capsys):
 def test_the_flat_encoding_covers_every_concat_list():
     choices = CROZE.choices()
     assert len(choices) == 2 * 14 + 2 and len(choices["normal_concat"]) == 4 + 16 + 64 + 256
-    for name, genotype in CROZE_GENOTYPES.items():
+    for name, genotype in published_genotypes().items():
         assert CROZE.decode(CROZE.encode(genotype)) == genotype, name
 
 
@@ -264,3 +265,29 @@ def test_plugins_of_other_packages_load_through_entry_points(monkeypatch, tmp_pa
         assert plugins.load_plugins() == ["chain"] and "toy-chain" in spaces.names()
     finally:
         spaces.unregister("toy-chain")
+
+
+def test_croze_darts_trains_evaluates_and_searches_through_the_flat_encoding(tmp_path, capsys):
+    """robustnas train/evaluate on CRoZe's published CIFAR-10 cell (full size, 1 step) and NSGA-II on
+    the space's categorical encoding."""
+    from robustnas.data import load_dataset
+
+    train, test = load_dataset(split="train"), load_dataset(split="test")
+    data = tmp_path / "mini.npz"
+    np.savez(data, x_train=train.images[:48], y_train=train.labels[:48], x_test=test.images[:8], y_test=test.labels[:8])
+    run_dir = tmp_path / "run"
+    argv = ["train", "--space", "croze-darts", "--arch", "CROZE_CIFAR10", "--data", str(data), "--epochs", "1",
+            "--batch-size", "32", "--holdout", "16", "--limit", "32", "--adversarial", "none", "--out", str(run_dir)]
+    assert main(argv) == 0
+    model = json.loads((run_dir / "model.json").read_text())
+    assert model["network"] == "croze-darts" and model["options"] == {"C": 36, "layers": 20}
+    assert CROZE.parse(model["arch"]) == CROZE.parse("CROZE_CIFAR10")
+    assert main(["evaluate", "--checkpoint", str(run_dir), "--suite", "clean", "--n", "8", "--out", str(tmp_path / "ev")]) == 0
+    assert 0 <= json.loads((tmp_path / "ev" / "evaluation.json").read_text())["clean"] <= 1
+    capsys.readouterr()
+    out = tmp_path / "nsga2"
+    argv = ["search", "--space", "croze-darts", "--strategy", "nsga2", "--strategy-option", "population=4",
+            "--objective", "params,flops", "--budget", "6", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["evaluations"] == 6 and all(CROZE.parse(point["arch"]) for point in result["pareto_front"])

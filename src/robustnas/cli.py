@@ -382,7 +382,9 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
 
 def _options_help(strategy: type[Strategy]) -> str:
     """A strategy's options for --help: ``population=50 (members), sample=10 (...)``, or ``none``."""
-    return ", ".join(f"{option.name}={option.default} ({option.help})" for option in strategy.options) or "none"
+    from robustnas.search.base import strategy_options
+
+    return ", ".join(f"{o.name}={o.default} ({o.help})" for o in strategy_options(strategy)) or "none"
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
@@ -461,10 +463,13 @@ def _suite_epilog() -> str:
     return "\n".join(lines)
 
 
+def _actions(commands: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
+    """A command made of actions (``robustnas NAME ACTION ...``): the subparsers of its actions."""
+    return commands.add_parser(name, help=help_text).add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+
+
 def _add_arch(commands: argparse._SubParsersAction) -> None:
-    arch = commands.add_parser("arch", help="show, convert and sample architectures").add_subparsers(
-        dest="arch_command", metavar="ACTION", required=True
-    )
+    arch = _actions(commands, "arch", "show, convert and sample architectures")
     show = arch.add_parser("show", help="describe an architecture: encodings, params, FLOPs")
     show.add_argument("arch", help=ARCH_HELP)
     _add_space(show)
@@ -487,9 +492,7 @@ def _add_arch(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_data(commands: argparse._SubParsersAction) -> None:
-    data = commands.add_parser("data", help="inspect datasets").add_subparsers(
-        dest="data_command", metavar="ACTION", required=True
-    )
+    data = _actions(commands, "data", "inspect datasets")
     info = data.add_parser("info", help="format, splits, counts and shape of a dataset file or folder")
     info.add_argument("path", help="CIFAR python folder, .npz, ImageFolder dir/.zip, Tiny-ImageNet, SVHN .mat, ImageNet16 folder")
     _json_option(info)
@@ -497,9 +500,7 @@ def _add_data(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_bench(commands: argparse._SubParsersAction) -> None:
-    bench = commands.add_parser("bench", help="query NB201 ground truth").add_subparsers(
-        dest="bench_command", metavar="ACTION", required=True
-    )
+    bench = _actions(commands, "bench", "query NB201 ground truth")
     query = bench.add_parser("query", help="accuracy of an NB201 architecture under a metric")
     query.add_argument("arch", help=ARCH_HELP)
     _dataset_option(query)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from robustnas.attacks.gradient import Attack
-from robustnas.errors import RobustnasError
+from robustnas._registry import lookup
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,7 @@ def register_attack(
 
 def get_attack(name: str) -> AttackSpec:
     """The spec registered under ``name``; an unknown name is a one-line error listing the known ones."""
-    if name not in REGISTRY:
-        raise RobustnasError(f"unknown attack {name!r}; choose one of {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+    return lookup(REGISTRY, name, "attack")
 
 
 def attack_names() -> tuple[str, ...]:

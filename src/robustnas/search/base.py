@@ -6,13 +6,14 @@ higher-is-better floats (single objective) or tuples of them (multi-objective). 
 deterministic given their seed and the values told, so a killed search is resumed by replaying it
 against the stored evaluations. A new strategy is one registered class::
 
-    from robustnas.search.base import Option, Strategy, register
+    from robustnas.search.base import Strategy, register
 
     @register
     class Greedy(Strategy):
         name = "greedy"  # the --strategy value
         summary = "..."  # one line of --help
-        options = (Option("pool", int, 10, "architectures per ask"),)  # --strategy-option pool=20
+        options = {"pool": "architectures per ask"}  # --strategy-option pool=20; type and default
+                                                     # are the constructor's
 
         def __init__(self, space, seed, pool: int = 10) -> None: ...
         def ask(self) -> list[Arch]: ...
@@ -22,6 +23,7 @@ against the stored evaluations. A new strategy is one registered class::
 """
 from __future__ import annotations
 
+import inspect
 import math
 import random
 from abc import ABC, abstractmethod
@@ -31,6 +33,7 @@ from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
+from robustnas._registry import lookup
 from robustnas.errors import RobustnasError
 from robustnas.spaces import Arch, Space
 
@@ -40,11 +43,12 @@ Scored = tuple[Arch, float]
 
 @dataclass(frozen=True)
 class Option:
-    """A keyword argument of a strategy's constructor that ``--strategy-option NAME=VALUE`` sets."""
+    """A keyword argument of a strategy's constructor that ``--strategy-option NAME=VALUE`` sets:
+    its name, the type of its default (a command-line value is parsed with it), the default, help."""
 
     name: str
-    type: type  # int or str: a command-line value is parsed with it
-    default: Any  # the constructor's default
+    type: type
+    default: Any
     help: str
 
 
@@ -52,7 +56,8 @@ class Strategy(ABC):
     """ask/tell search over ``space`` from ``seed``.
 
     Class attributes: ``name`` (the ``--strategy`` value), ``summary`` (one line of help),
-    ``options`` (the constructor's keyword arguments a user may set) and ``multi_objective``.
+    ``options`` (name -> help of the constructor's keyword arguments a user may set; their types and
+    defaults are read from the constructor, see :func:`strategy_options`) and ``multi_objective``.
     A multi-objective strategy is told a tuple of values per evaluation and gets two more keyword
     arguments from the runner: ``objectives`` (values per evaluation) and ``storage`` (an Optuna
     storage URL where it may copy its study, or None). A single-objective strategy is told one
@@ -62,7 +67,7 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    options: ClassVar[tuple[Option, ...]] = ()
+    options: ClassVar[dict[str, str]] = {}
     multi_objective: ClassVar[bool] = False
 
     def __init__(self, space: Space, seed: int) -> None:
@@ -162,10 +167,7 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> type[Strategy]:
     """The registered strategy ``name``, or a one-line error listing the known ones."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise RobustnasError(f"unknown search strategy {name!r}; choose one of {', '.join(REGISTRY)}") from None
+    return lookup(REGISTRY, name, "search strategy")
 
 
 def names() -> tuple[str, ...]:
@@ -219,7 +221,7 @@ def parse_options(name: str, texts: Sequence[str]) -> dict[str, Any]:
         _option(name, key)
         given[key] = value
     options = {}
-    for option in get(name).options:  # declaration order
+    for option in strategy_options(get(name)):  # declaration order
         value = _parse(name, option, given[option.name]) if option.name in given else option.default
         if value != option.default:
             options[option.name] = value
@@ -237,11 +239,23 @@ def check_options(name: str, options: Iterable[str]) -> None:
 
 def describe_options(name: str) -> str:
     """Strategy ``name``'s options with their defaults: ``population=50, sample=10`` (or ``none``)."""
-    return ", ".join(f"{option.name}={option.default}" for option in get(name).options) or "none"
+    return ", ".join(f"{option.name}={option.default}" for option in strategy_options(get(name))) or "none"
+
+
+def strategy_options(strategy: type[Strategy]) -> tuple[Option, ...]:
+    """The declared options of ``strategy`` with the type and default of its constructor's keyword
+    argument of that name (the one place a default is written)."""
+    parameters = inspect.signature(strategy).parameters
+    missing = [key for key in strategy.options if key not in parameters or parameters[key].default is inspect.Parameter.empty]
+    if missing:
+        raise TypeError(f"{strategy.__name__} declares option {missing[0]!r}, not a keyword argument of its constructor")
+    return tuple(
+        Option(key, type(parameters[key].default), parameters[key].default, text) for key, text in strategy.options.items()
+    )
 
 
 def _option(name: str, key: str) -> Option:
-    for option in get(name).options:
+    for option in strategy_options(get(name)):
         if option.name == key:
             return option
     _refuse(name, f"{name} has no option {key!r}")

@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from robustnas.errors import RobustnasError
-from robustnas.search.base import Option, Strategy, Value, pareto_front, register
+from robustnas.search.base import Strategy, Value, pareto_front, register
 from robustnas.spaces import Arch, Space
 
 if TYPE_CHECKING:
@@ -54,10 +54,7 @@ class NSGA2(Strategy):
 
     name = "nsga2"
     summary = "NSGA-II (Optuna) for several objectives: their Pareto front"
-    options = (
-        Option("population", int, 20, "architectures per generation"),
-        Option("study_name", str, DEFAULT_STUDY, "name of the study's copy in --storage"),
-    )
+    options = {"population": "architectures per generation", "study_name": "name of the study's copy in --storage"}
     multi_objective = True
 
     def __init__(

@@ -11,7 +11,7 @@ from collections import deque
 from typing import Any
 
 from robustnas.errors import RobustnasError
-from robustnas.search.base import Option, Scored, Strategy, register
+from robustnas.search.base import Scored, Strategy, register
 from robustnas.spaces import Arch, Space
 
 
@@ -83,10 +83,7 @@ class WarmupMove(_BatchStrategy):
 
     name = "warmup-move"
     summary = "CRoZe's warm-up + move: the best of a random pool, then always to the best of its mutants"
-    options = (
-        Option("init_pool", int, 50, "distinct random architectures of the warm-up"),
-        Option("sample_pool", int, 5, "mutants of the parent per move"),
-    )
+    options = {"init_pool": "distinct random architectures of the warm-up", "sample_pool": "mutants of the parent per move"}
 
     def __init__(self, space: Space, seed: int, init_pool: int = 50, sample_pool: int = 5) -> None:
         super().__init__(space, seed)
@@ -120,10 +117,10 @@ class RegularizedEvolution(_BatchStrategy):
 
     name = "evolution"
     summary = "aging (regularized) evolution, Real et al. 2019"
-    options = (
-        Option("population", int, 50, "members; the first are distinct random architectures"),
-        Option("sample", int, 10, "members drawn per tournament, <= population"),
-    )
+    options = {
+        "population": "members; the first are distinct random architectures",
+        "sample": "members drawn per tournament, <= population",
+    }
 
     def __init__(self, space: Space, seed: int, population: int = 50, sample: int = 10) -> None:
         super().__init__(space, seed)
@@ -162,7 +159,7 @@ class Exhaustive(Strategy):
 
     name = "exhaustive"
     summary = "every NB201 architecture once, in a seeded random order"
-    options = (Option("batch", int, 100, "architectures per ask"),)
+    options = {"batch": "architectures per ask"}
 
     def __init__(self, space: Space, seed: int, batch: int = 100) -> None:
         super().__init__(space, seed)

@@ -29,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
+from robustnas._registry import lookup
 from robustnas.errors import ArchError, RobustnasError
 
 Arch = Any  # the architecture type of a space (NB201Arch, DartsGenotype, ...)
@@ -216,12 +217,7 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> Space:
     """The registered space ``name``, or a one-line error listing the known ones."""
-    if isinstance(name, Space):
-        return name
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise RobustnasError(f"unknown search space {name!r}; choose one of {', '.join(REGISTRY)}") from None
+    return name if isinstance(name, Space) else lookup(REGISTRY, name, "search space")
 
 
 def names() -> tuple[str, ...]:

@@ -23,7 +23,10 @@ published names are CRoZe's searched cells (below).
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
+from functools import lru_cache
+from importlib import resources
 from dataclasses import dataclass
 from itertools import product
 from typing import Any, ClassVar
@@ -31,8 +34,8 @@ from typing import Any, ClassVar
 from robustnas.errors import ArchError
 from robustnas.spaces.base import register
 from robustnas.spaces.darts import (
-    CellGenotype,
     CellSpace,
+    DartsGenotype,
     Pairs,
     cell_channels,
     reduction_cells,
@@ -53,17 +56,12 @@ STANDARD_SIZES = {"C": 36, "layers": 20}
 
 
 @dataclass(frozen=True)
-class CrozeDartsGenotype(CellGenotype):
-    """A genotype of CRoZe's space: normal and reduction cells of 14 pairs, free concat lists."""
-
-    normal: Pairs
-    normal_concat: tuple[int, ...]
-    reduce: Pairs
-    reduce_concat: tuple[int, ...]
+class CrozeDartsGenotype(DartsGenotype):
+    """A genotype of CRoZe's space: DARTS's normal and reduction cells, here of 14 pairs each and
+    with free concat lists (never equal to a DartsGenotype: dataclass equality compares types)."""
 
     SPACE: ClassVar[str] = "croze-darts"
     LABEL: ClassVar[str] = "CRoZe-DARTS"
-    CELLS: ClassVar[tuple[str, ...]] = ("normal", "reduce")
     OPS: ClassVar[tuple[str, ...]] = CROZE_OPS
     SAMPLE_OPS: ClassVar[tuple[str, ...]] = SAMPLED_OPS
     PAIRS: ClassVar[int] = len(INPUTS)
@@ -90,7 +88,7 @@ class CrozeDartsGenotype(CellGenotype):
 
     @classmethod
     def published(cls) -> dict[str, "CrozeDartsGenotype"]:
-        return CROZE_GENOTYPES
+        return published_genotypes()
 
     @classmethod
     def sample(cls, rng: random.Random) -> "CrozeDartsGenotype":
@@ -237,44 +235,14 @@ def _concat_text(concat: tuple[int, ...]) -> str:
     return ",".join(str(n) for n in concat)
 
 
-def _cell(*ops: str) -> Pairs:
-    return tuple(zip(ops, INPUTS))
+@lru_cache(maxsize=1)
+def published_genotypes() -> dict[str, CrozeDartsGenotype]:
+    """The architectures CRoZe found, as released with its code: github.com/HyeonjeongHa/CRoZe
+    train.py @ 4db142e, CROZE_CIFAR10 / CROZE_CIFAR100 / CROZE_IMAGENET (the ImageNet16-120 search),
+    kept as data in _embedded/croze_darts_genotypes.json. Spec §A.8 measured 5.53 M, 4.72 M (100
+    classes) and 4.60 M parameters at C=36, 20 cells; tests/test_spaces.py checks them."""
+    data = json.loads((resources.files("robustnas") / "_embedded" / "croze_darts_genotypes.json").read_text())
+    return {name: CrozeDartsGenotype.from_json(genotype) for name, genotype in data["genotypes"].items()}
 
-
-# The architectures CRoZe found, as released with its code: github.com/HyeonjeongHa/CRoZe train.py
-# @ 4db142e, CROZE_CIFAR10 / CROZE_CIFAR100 / CROZE_IMAGENET (the ImageNet16-120 search). Spec §A.8
-# measured 5.53 M, 4.72 M (100 classes) and 4.60 M parameters at C=36, 20 cells.
-CROZE_GENOTYPES: dict[str, CrozeDartsGenotype] = {
-    "CROZE_CIFAR10": CrozeDartsGenotype(
-        normal=_cell("avg_pool_3x3", "dil_conv_3x3", "dil_conv_5x5", "dil_conv_3x3", "max_pool_3x3", "sep_conv_3x3",
-                     "avg_pool_3x3", "skip_connect", "dil_conv_3x3", "sep_conv_5x5", "dil_conv_5x5", "sep_conv_3x3",
-                     "skip_connect", "sep_conv_7x7"),
-        normal_concat=(4, 5, 3, 4),
-        reduce=_cell("avg_pool_3x3", "sep_conv_5x5", "conv_7x1_1x7", "sep_conv_5x5", "sep_conv_5x5", "conv_7x1_1x7",
-                     "sep_conv_7x7", "dil_conv_3x3", "dil_conv_3x3", "dil_conv_3x3", "sep_conv_7x7", "conv_7x1_1x7",
-                     "dil_conv_3x3", "sep_conv_3x3"),
-        reduce_concat=(3, 2, 5, 5),
-    ),
-    "CROZE_CIFAR100": CrozeDartsGenotype(
-        normal=_cell("max_pool_3x3", "sep_conv_7x7", "avg_pool_3x3", "sep_conv_7x7", "max_pool_3x3", "avg_pool_3x3",
-                     "dil_conv_3x3", "dil_conv_3x3", "sep_conv_5x5", "sep_conv_7x7", "sep_conv_3x3", "skip_connect",
-                     "sep_conv_3x3", "skip_connect"),
-        normal_concat=(2, 2, 4, 5),
-        reduce=_cell("sep_conv_3x3", "dil_conv_5x5", "sep_conv_3x3", "avg_pool_3x3", "avg_pool_3x3", "sep_conv_7x7",
-                     "dil_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "dil_conv_3x3", "max_pool_3x3", "avg_pool_3x3",
-                     "dil_conv_5x5", "avg_pool_3x3"),
-        reduce_concat=(3, 4, 5, 5),
-    ),
-    "CROZE_IMAGENET": CrozeDartsGenotype(
-        normal=_cell("dil_conv_5x5", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "avg_pool_3x3", "dil_conv_3x3",
-                     "skip_connect", "sep_conv_3x3", "avg_pool_3x3", "sep_conv_3x3", "dil_conv_3x3", "sep_conv_3x3",
-                     "skip_connect", "sep_conv_7x7"),
-        normal_concat=(2, 5, 3, 4),
-        reduce=_cell("sep_conv_7x7", "avg_pool_3x3", "sep_conv_5x5", "dil_conv_3x3", "skip_connect", "dil_conv_3x3",
-                     "max_pool_3x3", "sep_conv_5x5", "sep_conv_7x7", "skip_connect", "conv_7x1_1x7", "max_pool_3x3",
-                     "dil_conv_3x3", "avg_pool_3x3"),
-        reduce_concat=(3, 3, 4, 5),
-    ),
-}  # fmt: skip
 
 register(CrozeDartsSpace())

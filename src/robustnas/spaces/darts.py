@@ -196,8 +196,9 @@ class CellGenotype:
 
     @classmethod
     def parse(cls: type[G], value: Any) -> G:
-        """Accept a genotype, its ``Genotype(...)`` text, its JSON object or text, or a published name."""
-        if isinstance(value, cls):
+        """Accept a genotype, its ``Genotype(...)`` text, its JSON object or text, or a published name
+        (a genotype of a subclass, another space, is not one of this class)."""
+        if type(value) is cls:
             return value
         if isinstance(value, dict):
             return cls.from_json(value)

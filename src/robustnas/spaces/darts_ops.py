@@ -15,7 +15,7 @@ official checkpoints have the same keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 from torch import nn
@@ -317,63 +317,65 @@ def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:
     )
 
 
-class DartsNetwork(CellNetwork):
-    """The DARTS CIFAR evaluation network (``NetworkCIFAR`` of the DARTS code) for one genotype.
+class GenotypeNetwork(CellNetwork):
+    """The CIFAR network of a DARTS-style genotype: stem 3x3 conv to 3C + BN, ``layers`` cells laid
+    out by :meth:`layout` (reductions at ⌊L/3⌋ and ⌊2L/3⌋), global average pool, linear classifier;
+    the optional auxiliary head reads cell ⌊2L/3⌋ (the second reduction).
 
-    Stem 3x3 conv to 3C + BN, ``layers`` cells (reduction cells at ⌊L/3⌋ and ⌊2L/3⌋ double the
-    channels), global average pool, linear classifier; the optional auxiliary head reads cell ⌊2L/3⌋.
-    Takes a normalised [N, 3, 32, 32] batch and returns logits, or ``(logits, aux_logits)`` in training
-    mode when ``auxiliary`` is on. ``drop_path_prob`` is a settable attribute (DARTS schedules it).
-    ``genotype`` is a DARTS genotype in any form ``DartsGenotype.parse`` reads, or another genotype
-    with normal and reduce cells (CRoZe's DARTS-like space uses this network with its own cells).
+    Takes a normalised [N, 3, H, W] batch (H = W = 32 for the auxiliary head) and returns logits, or
+    ``(logits, aux_logits)`` in training mode when ``auxiliary`` is on; ``drop_path_prob`` is a
+    settable attribute (DARTS schedules it). ``genotype`` is any form ``GENOTYPE.parse`` reads, or a
+    genotype of another space with the same cells (CRoZe's DARTS-like space uses DartsNetwork).
     """
+
+    GENOTYPE: ClassVar[type[CellGenotype]]
+    DEFAULT_C: ClassVar[int]
 
     def __init__(
         self,
         genotype: CellGenotype | str | dict,
-        C: int = 36,
+        C: int | None = None,
         layers: int = 20,
         num_classes: int = 10,
         auxiliary: bool = False,
         drop_path_prob: float = 0.0,
     ):
-        if not isinstance(genotype, CellGenotype):
-            genotype = DartsGenotype.parse(genotype)
+        if not (isinstance(genotype, CellGenotype) and genotype.CELLS == self.GENOTYPE.CELLS):
+            genotype = self.GENOTYPE.parse(genotype)
+        C = self.DEFAULT_C if C is None else C
         check_network_size(genotype.LABEL, C, layers, num_classes)
-        reductions = reduction_cells(layers)
-        specs = []
-        for index, width in enumerate(cell_channels(C, layers)):
-            cell = "reduce" if index in reductions else "normal"
-            pairs, concat = getattr(genotype, cell), getattr(genotype, f"{cell}_concat")
-            specs.append(CellSpec(pairs, concat, width, reduction=cell == "reduce"))
-        super().__init__(specs, 3 * C, num_classes, auxiliary, reductions[1], drop_path_prob)
-        self.genotype = genotype
-
-
-class ArnasNetwork(CellNetwork):
-    """The ARNAS evaluation network (``NetworkCIFAR_new`` of the ARNAS code) for one genotype.
-
-    Stem 3x3 conv to 3C + BN, ``layers`` cells typed by :func:`cell_types` with widths from
-    :func:`cell_channels`, global average pool, linear classifier; the optional auxiliary head reads
-    cell ⌊2L/3⌋ (the second reduction). Published setting: C=64, 20 cells, auxiliary on (spec §B.5).
-    Takes a normalised [N, 3, 32, 32] batch and returns logits, or ``(logits, aux_logits)`` in training
-    mode when ``auxiliary`` is on. ``drop_path_prob`` is a settable attribute.
-    """
-
-    def __init__(
-        self,
-        genotype: ArnasGenotype | str | dict,
-        C: int = 64,
-        layers: int = 20,
-        num_classes: int = 10,
-        auxiliary: bool = False,
-        drop_path_prob: float = 0.0,
-    ):
-        genotype = ArnasGenotype.parse(genotype)
-        check_network_size("ARNAS", C, layers, num_classes)
         specs = [
-            CellSpec(getattr(genotype, kind), getattr(genotype, f"{kind}_concat"), width, kind == "reduce")
-            for kind, width in zip(cell_types(layers), arnas_cell_channels(C, layers))
+            CellSpec(getattr(genotype, cell), getattr(genotype, f"{cell}_concat"), width, cell == "reduce")
+            for cell, width in self.layout(C, layers)
         ]
         super().__init__(specs, 3 * C, num_classes, auxiliary, reduction_cells(layers)[1], drop_path_prob)
         self.genotype = genotype
+
+    @staticmethod
+    def layout(C: int, layers: int) -> list[tuple[str, int]]:
+        """(cell type, channels per node) of every cell."""
+        raise NotImplementedError
+
+
+class DartsNetwork(GenotypeNetwork):
+    """The DARTS CIFAR evaluation network (``NetworkCIFAR`` of the DARTS code), C=36 by default;
+    reduction cells double the channels (C : 2C : 4C)."""
+
+    GENOTYPE, DEFAULT_C = DartsGenotype, 36
+
+    @staticmethod
+    def layout(C: int, layers: int) -> list[tuple[str, int]]:
+        reductions = reduction_cells(layers)
+        return [("reduce" if i in reductions else "normal", width) for i, width in enumerate(cell_channels(C, layers))]
+
+
+class ArnasNetwork(GenotypeNetwork):
+    """The ARNAS evaluation network (``NetworkCIFAR_new`` of the ARNAS code), C=64 by default: cells
+    typed by :func:`cell_types` (accurate, reduce, robust) with widths C : 2C : 2C. Published
+    setting: C=64, 20 cells, auxiliary on (spec §B.5)."""
+
+    GENOTYPE, DEFAULT_C = ArnasGenotype, 64
+
+    @staticmethod
+    def layout(C: int, layers: int) -> list[tuple[str, int]]:
+        return list(zip(cell_types(layers), arnas_cell_channels(C, layers)))

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, is_dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from robustnas.attacks import AttackSpec, frozen_eval, get_attack
 from robustnas.evaluation import CLEAN, CORRUPTIONS_ITEM, SANITY
+from robustnas.testing._model import changed_parts, model_state
 
 RESERVED_ITEMS = (CLEAN, CORRUPTIONS_ITEM, SANITY)  # evaluate's own suite items
 RESERVED_SETTINGS = ("attack", "seed", "batch_size")  # keys evaluate's record adds to the settings
@@ -81,7 +81,7 @@ def _check_run(spec: AttackSpec, seed: int) -> torch.Tensor:
     name = spec.name
     model, x, y = _tiny_problem()
     probe = _GradientProbe(model)
-    x_before, state = x.clone(), _model_state(model)
+    x_before, state = x.clone(), model_state(model)
     rng = torch.get_rng_state()
     x_adv = spec.make(seed)(probe, x, y)
     assert isinstance(x_adv, torch.Tensor), f"{name}: returned {type(x_adv).__name__}, not a tensor"
@@ -90,9 +90,8 @@ def _check_run(spec: AttackSpec, seed: int) -> torch.Tensor:
     )
     assert x_adv.min() >= 0 and x_adv.max() <= 1, f"{name}: x_adv leaves [0,1] pixels"
     assert torch.equal(x, x_before), f"{name}: changed x in place"
-    after = _model_state(model)
-    for part, before in state.items():
-        assert _equal(after[part], before), f"{name}: changed the model's {part}"
+    changed = changed_parts(model, state)
+    assert not changed, f"{name}: changed the model's {changed[0]}"
     assert torch.equal(torch.get_rng_state(), rng), (
         f"{name}: changed torch's global RNG; draw from a torch.Generator seeded with the attack's seed"
     )
@@ -122,26 +121,6 @@ def _tiny_problem() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     model[0].weight.grad = torch.ones_like(model[0].weight)
     model[4].weight.requires_grad_(False)
     return model, x, y
-
-
-def _model_state(model: nn.Module) -> dict[str, Any]:
-    return {
-        "weights and buffers": {key: value.clone() for key, value in model.state_dict().items()},
-        "train/eval modes": [module.training for module in model.modules()],
-        "requires_grad": [param.requires_grad for param in model.parameters()],
-        ".grad": [None if param.grad is None else param.grad.clone() for param in model.parameters()],
-    }
-
-
-def _equal(a: Any, b: Any) -> bool:
-    """Equality of nested dicts/lists of tensors, bools and None."""
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        return torch.equal(a, b)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[key], b[key]) for key in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_equal(u, v) for u, v in zip(a, b))
-    return a == b
 
 
 class _GradientProbe(nn.Module):

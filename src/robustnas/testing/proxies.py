@@ -12,13 +12,13 @@ refused with a one-line ``RobustnasError``.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
 
 from robustnas.errors import RobustnasError
 from robustnas.proxies import REGISTRY, score
+from robustnas.testing._model import changed_parts, model_state
 
 BATCH = 8
 CLASSES = 10
@@ -69,7 +69,7 @@ def check_declaration(name: str) -> None:
 
 def _checked_run(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """The proxy's value, checking it is a float with a reason when NaN and that nothing changed."""
-    before = _snapshot(model)
+    before = model_state(model)
     rng = torch.get_rng_state()
     values = score(model, x, y, proxies=[name], seed=0)
     value = values[name]
@@ -77,32 +77,9 @@ def _checked_run(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) 
     assert not math.isinf(value), f"{name}: returned {value}; an undefined value is NaN with a reason"
     assert not math.isnan(value) or values.reasons.get(name), f"{name}: NaN without a reason"
     assert torch.equal(torch.get_rng_state(), rng), f"{name}: changed the global torch random state"
-    _assert_unchanged(name, model, before)
+    changed = changed_parts(model, before)
+    assert not changed, f"{name}: changed the model's {changed[0]} (work on a copy)"
     return value
-
-
-def _snapshot(model: nn.Module) -> dict[str, Any]:
-    return {
-        "state": {k: v.clone() for k, v in model.state_dict().items()},
-        "modes": [m.training for m in model.modules()],
-        "requires_grad": [p.requires_grad for p in model.parameters()],
-        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-    }
-
-
-def _assert_unchanged(name: str, model: nn.Module, before: dict[str, Any]) -> None:
-    after = _snapshot(model)
-    state = before["state"]
-    assert state.keys() == after["state"].keys() and all(torch.equal(state[k], after["state"][k]) for k in state), (
-        f"{name}: changed the model's weights or buffers (work on a copy)"
-    )
-    assert before["modes"] == after["modes"], f"{name}: changed the model's train/eval modes"
-    assert before["requires_grad"] == after["requires_grad"], f"{name}: changed requires_grad of the model"
-    same_grads = all(
-        (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
-        for a, b in zip(before["grads"], after["grads"])
-    )
-    assert same_grads, f"{name}: left gradients on the model's parameters"
 
 
 def check_bad_input(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
