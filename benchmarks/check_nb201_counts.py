@@ -1,7 +1,7 @@
 """Exhaustive check: params/FLOPs of every NAS-Bench-Suite-Zero architecture, one real network each.
 
 Builds the full NB201 network of each of the 9,445 suite architectures (CIFAR-10 and
-ImageNet16-120), counts it with robustnas.spaces.counting on real modules, and compares with the
+ImageNet16-120), counts it with robustnas.spaces._counting on real modules, and compares with the
 suite's ``params``/``flops`` columns (tolerance 1e-6 in the suite's units of millions).
 
     .venv/bin/python benchmarks/check_nb201_counts.py [--data ../shared/data/nb201] [--workers 2]
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from robustnas.spaces.counting import count
+from robustnas.spaces._counting import count
 from robustnas.spaces.nb201 import NB201Arch
 from robustnas.spaces import INPUT_SIZE, build
 

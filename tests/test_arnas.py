@@ -11,9 +11,9 @@ import torch
 from robustnas.errors import ArchError
 from robustnas.spaces import genotypes
 from robustnas.spaces.arnas import ARNAS_OPS, ArnasGenotype, cell_channels, cell_types
-from robustnas.spaces.darts_ops import ArnasNetwork
+from robustnas.spaces._darts_ops import ArnasNetwork
 from robustnas.spaces.darts import DartsGenotype
-from robustnas.spaces.darts_ops import count_parameters
+from robustnas.spaces._darts_ops import count_parameters
 
 # Verbatim from github.com/fyqsama/ARNAS test_AutoAttack/genotypes.py (the released genotype).
 ARNAS_TEXT = (

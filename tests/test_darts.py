@@ -13,8 +13,8 @@ from robustnas.errors import ArchError, RobustnasError
 from robustnas import spaces
 from robustnas.spaces import genotypes
 from robustnas.spaces.darts import DartsGenotype, cell_channels
-from robustnas.spaces.darts_ops import DartsNetwork
-from robustnas.spaces.darts_ops import count_parameters, drop_path
+from robustnas.spaces._darts_ops import DartsNetwork
+from robustnas.spaces._darts_ops import count_parameters, drop_path
 
 # Verbatim from github.com/quark0/darts cnn/genotypes.py (the namedtuple repr of DARTS_V2).
 DARTS_V2_TEXT = (

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from robustnas.errors import ArchError, RobustnasError
-from robustnas.spaces.counting import count
+from robustnas.spaces._counting import count
 from robustnas.spaces.nb201 import NUM_ARCHS, NB201Arch, all_archs, unique_indices
 from robustnas.spaces import INPUT_SIZE
 from robustnas.spaces import build as build_network

@@ -25,12 +25,12 @@ from robustnas.proxies.croze import (
     perturb_weights,
 )
 from robustnas.spaces import build
-from robustnas.spaces.darts_ops import ArnasNetwork
+from robustnas.spaces._darts_ops import ArnasNetwork
 from robustnas.spaces.darts import DartsGenotype
-from robustnas.spaces.darts_ops import DartsNetwork
-from robustnas.spaces.genotypes import DARTS_V2
+from robustnas.spaces._darts_ops import DartsNetwork
+from robustnas.spaces._genotypes import DARTS_V2
 from robustnas.spaces.nb201 import NB201Arch
-from robustnas.spaces.nb201_net import NB201Network
+from robustnas.spaces._nb201_net import NB201Network
 from robustnas.train.preact import preact_resnet18
 
 ALL_CONV = NB201Arch((2, 2, 2, 2, 2, 2))  # nor_conv_3x3 on every edge

@@ -13,8 +13,8 @@ from robustnas.data import load_dataset, normalization, sample_batch
 from robustnas.proxies import REGISTRY, compute, score
 from robustnas.proxies.evaluation import Evaluation
 from robustnas.spaces import build
-from robustnas.spaces.darts_ops import DartsNetwork
-from robustnas.spaces.nb201_net import NB201Network
+from robustnas.spaces._darts_ops import DartsNetwork
+from robustnas.spaces._nb201_net import NB201Network
 from robustnas.spaces.nb201 import NB201Arch
 
 MINE = ["jacov", "epe_nas", "nwot", "zen", "synflow"]

@@ -285,7 +285,7 @@ def test_search_help_lists_the_strategies_and_their_options(capsys, monkeypatch)
 @pytest.mark.parametrize("space", ["darts", "arnas"])
 def test_cell_space_search_writes_a_genotype_that_train_reads(capsys, tmp_path, space):
     from robustnas import spaces
-    from robustnas.spaces.counting import count
+    from robustnas.spaces._counting import count
 
     out = tmp_path / "run"
     code, printed, _ = cli(capsys, "search", "--space", space, "--strategy", "random", "--objective", "params",

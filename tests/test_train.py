@@ -24,7 +24,7 @@ from torch import nn
 from robustnas.attacks import PGD
 from robustnas.data import NormalizedModel, load_dataset
 from robustnas.errors import RobustnasError
-from robustnas.spaces.darts_ops import DartsNetwork
+from robustnas.spaces._darts_ops import DartsNetwork
 from robustnas.train import TrainConfig, cutout, drop_path_at, lr_at, preact_resnet18, trades_kl, train, training_loss
 from robustnas.train.batches import as_pixels, cutout_centres, epoch_batches, eval_batches, to_tensor
 from robustnas.train.log import COLUMNS, read_csv

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from robustnas.proxies.evaluation import Evaluation, weight_layers
 from robustnas.proxies.registry import register
-from robustnas.spaces.counting import count
+from robustnas.spaces._counting import count
 
 
 def _counts(ev: Evaluation):
@@ -19,7 +19,7 @@ def params(ev: Evaluation) -> float:
 
 @register("flops", needs_data=False, needs_labels=False, higher_is_better=True, passes=0.035, cost="1 forward, batch 1")
 def flops(ev: Evaluation) -> float:
-    """FLOPs of one image in millions, tensorwatch rules (MACs for conv/linear, see spaces.counting)."""
+    """FLOPs of one image in millions, tensorwatch rules (MACs for conv/linear, see spaces._counting)."""
     return _counts(ev).flops_m
 
 

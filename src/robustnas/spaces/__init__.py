@@ -1,26 +1,28 @@
 """Search spaces: a registry of :class:`Space` objects, full on import, and a small front door.
 
     from robustnas import spaces
-    spaces.names()                                   # ('nb201', 'darts', 'arnas', 'croze-darts')
+    spaces.names()                                   # ('arnas', 'croze-darts', 'darts', 'nb201')
     space = spaces.get("darts")                      # parse, sample, mutate, encode, network ...
     net = spaces.build("darts", "DARTS_V2", "cifar10")   # the standard evaluation network
 
 ``parse(space, value)`` reads an architecture in any accepted form, ``build(space, arch, dataset)``
 makes its network, ``describe``/``convert``/``sample`` serve the ``robustnas arch`` commands. A new
-space is one module with a :class:`Space` subclass and ``register(MySpace())`` (built-in ones are
-listed in ``BUILT_IN`` below); see ``robustnas.testing.check_space`` for what it must pass.
+space is one module with a :class:`Space` subclass and ``register(MySpace())``: every public module
+of this package is a space and is imported here (helpers are private, ``_name.py``); a space of
+another package is loaded through ``robustnas.plugins``. ``robustnas.testing.check_space`` says
+what a space must pass.
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any
 
 from robustnas.errors import RobustnasError
-from robustnas.spaces.base import REGISTRY, Arch, Space, get, list_spaces, names, read_text_file, register, unregister
+from robustnas.spaces._base import REGISTRY, Arch, Space, get, list_spaces, names, read_text_file, register, unregister
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
 INPUT_SIZE = {"cifar10": 32, "cifar100": 32, "ImageNet16-120": 16}
-BUILT_IN = ("nb201", "darts", "arnas", "croze_darts")  # modules that register the built-in spaces
 
 __all__ = [
     "INPUT_SIZE",
@@ -42,8 +44,8 @@ __all__ = [
     "unregister",
 ]
 
-for _module in BUILT_IN:
-    importlib.import_module(f"robustnas.spaces.{_module}")
+for _module in sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")):
+    importlib.import_module(f"{__name__}.{_module}")  # each public module registers its space
 
 
 def check_dataset(dataset: str) -> None:
@@ -70,7 +72,7 @@ def build(space: str | Space, arch: Any, dataset: str = "cifar10", **sizes: Any)
 
 def describe(space: str | Space, value: Any, dataset: str = "cifar10") -> dict[str, Any]:
     """Encodings, parameter and FLOP counts (suite units: millions) of one architecture."""
-    from robustnas.spaces.counting import count
+    from robustnas.spaces._counting import count
 
     space = get(space)
     arch = space.parse(value)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from robustnas.spaces.darts import PRIMITIVES, CellGenotype, CellSpace, Pairs, reduction_cells
-from robustnas.spaces.base import register
+from robustnas.spaces._base import register
 
 ARNAS_OPS: tuple[str, ...] = tuple(op for op in PRIMITIVES if op != "none")
 
@@ -43,7 +43,7 @@ class ArnasGenotype(CellGenotype):
 
     @classmethod
     def published(cls) -> dict[str, "ArnasGenotype"]:
-        from robustnas.spaces.genotypes import ARNAS_GENOTYPES  # genotypes.py imports this module
+        from robustnas.spaces._genotypes import ARNAS_GENOTYPES  # _genotypes.py imports this module
 
         return ARNAS_GENOTYPES
 
@@ -80,7 +80,7 @@ class ArnasSpace(CellSpace):
         return dict(self.default_sizes)
 
     def network(self, arch: Any, num_classes: int, **sizes: Any):
-        from robustnas.spaces.darts_ops import ArnasNetwork
+        from robustnas.spaces._darts_ops import ArnasNetwork
 
         return ArnasNetwork(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
 

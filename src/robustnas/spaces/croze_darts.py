@@ -32,7 +32,7 @@ from itertools import product
 from typing import Any, ClassVar
 
 from robustnas.errors import ArchError
-from robustnas.spaces.base import register
+from robustnas.spaces._base import register
 from robustnas.spaces.darts import (
     CellSpace,
     DartsGenotype,
@@ -226,7 +226,7 @@ class CrozeDartsSpace(CellSpace):
         return CrozeDartsGenotype(**fields)
 
     def network(self, arch: Any, num_classes: int, **sizes: Any):
-        from robustnas.spaces.darts_ops import DartsNetwork
+        from robustnas.spaces._darts_ops import DartsNetwork
 
         return DartsNetwork(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
 

@@ -11,7 +11,7 @@ Encodings (all lossless):
   reduce_concat=[...])`` text (``range(2, 6)`` is accepted for a concat list); read with the ``ast``
   module, never ``eval``;
 * a JSON object ``{"space": "darts", "normal": [["sep_conv_3x3", 0], ...], "normal_concat": [...], ...}``;
-* the name of a published genotype (``robustnas.spaces.genotypes``), e.g. ``"DARTS_V2"``.
+* the name of a published genotype (``robustnas.spaces._genotypes``), e.g. ``"DARTS_V2"``.
 
 :class:`CellGenotype` holds what DARTS and ARNAS genotypes share; ARNAS (spaces/arnas.py) only
 changes the cell names and the op set.
@@ -29,7 +29,7 @@ from itertools import combinations
 from typing import Any, ClassVar, TypeVar
 
 from robustnas.errors import ArchError
-from robustnas.spaces.base import Space, register
+from robustnas.spaces._base import Space, register
 
 # The 8 DARTS primitives in the order of the DARTS code (cnn/genotypes.py PRIMITIVES).
 PRIMITIVES: tuple[str, ...] = (
@@ -191,7 +191,7 @@ class CellGenotype:
 
     @classmethod
     def published(cls: type[G]) -> dict[str, G]:
-        """Published genotypes of this space by name (``robustnas.spaces.genotypes``)."""
+        """Published genotypes of this space by name (``robustnas.spaces._genotypes``)."""
         raise NotImplementedError
 
     @classmethod
@@ -344,7 +344,7 @@ class DartsGenotype(CellGenotype):
 
     @classmethod
     def published(cls) -> dict[str, "DartsGenotype"]:
-        from robustnas.spaces.genotypes import DARTS_GENOTYPES  # genotypes.py imports this module
+        from robustnas.spaces._genotypes import DARTS_GENOTYPES  # _genotypes.py imports this module
 
         return DARTS_GENOTYPES
 
@@ -444,7 +444,7 @@ class DartsSpace(CellSpace):
     GENOTYPE = DartsGenotype
 
     def network(self, arch: Any, num_classes: int, **sizes: Any):
-        from robustnas.spaces.darts_ops import DartsNetwork
+        from robustnas.spaces._darts_ops import DartsNetwork
 
         return DartsNetwork(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
 

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from robustnas.errors import ArchError
-from robustnas.spaces.base import Space, register
+from robustnas.spaces._base import Space, register
 
 OPS: tuple[str, ...] = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
 EDGES: tuple[tuple[int, int], ...] = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
@@ -362,7 +362,7 @@ class NB201Space(Space):
         return NB201Arch(tuple(int(params[f"edge{e}"]) for e in range(NUM_EDGES)))
 
     def network(self, arch: Any, num_classes: int, **sizes: Any):
-        from robustnas.spaces.nb201_net import NB201Network
+        from robustnas.spaces._nb201_net import NB201Network
 
         return NB201Network(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
 

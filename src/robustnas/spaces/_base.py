@@ -217,17 +217,17 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> Space:
     """The registered space ``name``, or a one-line error listing the known ones."""
-    return name if isinstance(name, Space) else lookup(REGISTRY, name, "search space")
+    return name if isinstance(name, Space) else lookup(dict(sorted(REGISTRY.items())), name, "search space")
 
 
 def names() -> tuple[str, ...]:
-    """Names of the registered spaces, in registration order."""
-    return tuple(REGISTRY)
+    """Names of the registered spaces, sorted (whatever order their modules were imported in)."""
+    return tuple(sorted(REGISTRY))
 
 
 def list_spaces() -> dict[str, str]:
-    """Name -> one-line summary of every registered space."""
-    return {name: space.summary for name, space in REGISTRY.items()}
+    """Name -> one-line summary of every registered space, sorted by name."""
+    return {name: REGISTRY[name].summary for name in names()}
 
 
 def read_text_file(path: Path) -> str:
