@@ -92,7 +92,7 @@ def markdown(result: dict, command: str) -> str:
         f"building one full-size network takes {b['build_s_median']} s (median): checking the limit by building every "
         f"candidate, as the official code does, would cost about {b['build_s_median'] * s['raw_draws'] / s['accepted']:.2f} s "
         f"per accepted genotype, {b['build_s_median'] * s['raw_draws'] / s['accepted'] / (s['ms_per_accepted_sample'] / 1000):.0f}x "
-        "the closed form (same process, same draws).",
+        "the closed form (estimated: median build time x raw draws per accepted genotype).",
         "", "## Mutation", "",
         f"- {m['trials']} mutations of CROZE_CIFAR10: concat list redrawn in the normal cell {m['concat_changed']['normal']}, "
         f"reduction cell {m['concat_changed']['reduce']}, neither {m['concat_changed']['neither']} times "
