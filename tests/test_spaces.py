@@ -267,9 +267,9 @@ def test_plugins_of_other_packages_load_through_entry_points(monkeypatch, tmp_pa
         spaces.unregister("toy-chain")
 
 
-def test_croze_darts_trains_evaluates_and_searches_through_the_flat_encoding(tmp_path, capsys):
-    """robustnas train/evaluate on CRoZe's published CIFAR-10 cell (full size, 1 step) and NSGA-II on
-    the space's categorical encoding."""
+def test_croze_darts_through_every_command(tmp_path, capsys):
+    """robustnas train/evaluate on CRoZe's published CIFAR-10 cell (full size, 1 step), score, export,
+    random / warmup-move / evolution searches and NSGA-II on the space's categorical encoding."""
     from robustnas.data import load_dataset
 
     train, test = load_dataset(split="train"), load_dataset(split="test")
@@ -284,6 +284,15 @@ def test_croze_darts_trains_evaluates_and_searches_through_the_flat_encoding(tmp
     assert CROZE.parse(model["arch"]) == CROZE.parse("CROZE_CIFAR10")
     assert main(["evaluate", "--checkpoint", str(run_dir), "--suite", "clean", "--n", "8", "--out", str(tmp_path / "ev")]) == 0
     assert 0 <= json.loads((tmp_path / "ev" / "evaluation.json").read_text())["clean"] <= 1
+    assert main(["score", "--space", "croze-darts", "--archs", "sample:2", "--proxies", "params,synflow", "--out", str(tmp_path / "s")]) == 0
+    assert main(["export", str(tmp_path / "s"), "--out", str(tmp_path / "s.csv")]) == 0
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 3
+    for strategy, options in (("random", []), ("warmup-move", ["init_pool=2"]), ("evolution", ["population=3", "sample=2"])):
+        argv = ["search", "--space", "croze-darts", "--strategy", strategy, "--objective", "params", "--budget", "4",
+                "--out", str(tmp_path / strategy)] + [arg for option in options for arg in ("--strategy-option", option)]
+        assert main(argv) == 0
+        best = json.loads((tmp_path / strategy / "result.json").read_text())["best_arch"]
+        assert params_m(CROZE.parse(best)) <= 6.0
     capsys.readouterr()
     out = tmp_path / "nsga2"
     argv = ["search", "--space", "croze-darts", "--strategy", "nsga2", "--strategy-option", "population=4",
