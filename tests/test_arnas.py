@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from robustnas.errors import ArchError
-from robustnas.spaces import genotypes
+from robustnas.spaces import _genotypes as genotypes
 from robustnas.spaces.arnas import ARNAS_OPS, ArnasGenotype, cell_channels, cell_types
 from robustnas.spaces._darts_ops import ArnasNetwork
 from robustnas.spaces.darts import DartsGenotype

@@ -11,7 +11,7 @@ import torch
 
 from robustnas.errors import ArchError, RobustnasError
 from robustnas import spaces
-from robustnas.spaces import genotypes
+from robustnas.spaces import _genotypes as genotypes
 from robustnas.spaces.darts import DartsGenotype, cell_channels
 from robustnas.spaces._darts_ops import DartsNetwork
 from robustnas.spaces._darts_ops import count_parameters, drop_path
