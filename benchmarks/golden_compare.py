@@ -15,7 +15,7 @@ def clean(obj, root):
 
 a, b = Path(sys.argv[1]), Path(sys.argv[2])
 bad = 0
-files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix not in (".sqlite", ".png", ".lock"))
+files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix not in (".png", ".lock") and ".sqlite" not in p.name)
 for rel in files:
     pa, pb = a / rel, b / rel
     if not pb.exists():
