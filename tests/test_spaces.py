@@ -42,6 +42,14 @@ def test_every_registered_space_passes_the_conformance_checks(name):
     check_space(name, sizes=SMALL.get(name, {}))
 
 
+def test_a_space_without_its_declarations_is_refused_at_registration():
+    class Nameless(ChainSpace):
+        summary = ""
+
+    with pytest.raises(RobustnasError, match="Nameless cannot be registered: set its summary"):
+        spaces.register(Nameless())
+
+
 def test_a_broken_space_fails_the_checks():
     class Forgetful(ChainSpace):
         def mutate_once(self, arch, rng):
@@ -128,8 +136,11 @@ def test_a_space_defined_in_one_file_plugs_in_everywhere(chain_space, tmp_path, 
     assert json.loads(capsys.readouterr().out)["params_m"] == pytest.approx(expected / 1e6)
     # scoring (every one of its 27 architectures) and a short evolution search on live proxies
     assert main(["score", "--space", "toy-chain", "--archs", "unique", "--proxies", "synflow", "--out", str(tmp_path / "s")]) == 0
+    assert main(["score", "--space", "toy-chain", "--archs", "all", "--proxies", "synflow", "--out", str(tmp_path / "s")]) == 0
+    assert "27 architectures, 0 computed now (27 already stored)" in capsys.readouterr().out
     out = tmp_path / "search"
-    argv = ["search", "--space", "toy-chain", "--strategy", "random", "--objective", "synflow", "--budget", "12", "--out", str(out)]
+    argv = ["search", "--space", "toy-chain", "--strategy", "evolution", "--strategy-option", "population=6",
+            "--strategy-option", "sample=2", "--objective", "synflow", "--budget", "12", "--out", str(out)]
     assert main(argv) == 0
     result = json.loads((out / "result.json").read_text())
     assert result["evaluations"] == 12 and chain_space.parse(result["best_arch"]) in chain_space.population()
@@ -299,4 +310,8 @@ def test_croze_darts_through_every_command(tmp_path, capsys):
             "--objective", "params,flops", "--budget", "6", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     result = json.loads((out / "result.json").read_text())
-    assert result["evaluations"] == 6 and all(CROZE.parse(point["arch"]) for point in result["pareto_front"])
+    assert result["evaluations"] == 6
+    # the categorical encoding reaches genotypes over 6 M parameters: told infeasible, never evaluated
+    assert all(params_m(CROZE.parse(point["arch"])) <= 6.0 for point in result["pareto_front"])
+    trajectory = (out / "trajectory.csv").read_text().splitlines()[1:]
+    assert len(trajectory) == 6 and result["infeasible_asked"] > 0

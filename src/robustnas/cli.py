@@ -546,10 +546,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         load_plugins()  # other packages' spaces, proxies, attacks, strategies: in choices and help
+        parser = build_parser()
     except RobustnasError as exc:
         print(f"robustnas: error: {exc}", file=sys.stderr)
         return 2
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
 
     previous = signal.signal(signal.SIGTERM, _raise_terminated)

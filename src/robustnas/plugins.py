@@ -22,6 +22,7 @@ def load_plugins() -> list[str]:
         try:
             importlib.import_module(point.value.partition(":")[0])
         except Exception as error:  # noqa: BLE001 - a broken plug-in names itself in one line
-            raise RobustnasError(f"plug-in {point.name} ({point.value}) failed to load: {type(error).__name__}: {error}") from None
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise RobustnasError(f"plug-in {point.name} ({point.value}) failed to load: {type(error).__name__}: {reason}") from None
         loaded.append(point.name)
     return loaded

@@ -11,10 +11,11 @@
     register_attack("nudge", Nudge, settings={"eps": 2 / 255}, uses_gradients=False, seeded=False,
                     help="every pixel brighter by 2/255")
 
-From then on ``robustnas.evaluate`` (``robustnas.evaluation``) takes "nudge" as a suite item: it builds the attack, stores
+From then on ``robustnas.evaluate`` takes "nudge" as a suite item: it builds the attack, stores
 its settings with every value and adds the gradient-masking checks only to suites with an attack
 that uses gradients. The command line takes and lists the attacks registered when it runs: those
-of presets.py, and any registered before calling ``robustnas.cli.main``.
+of presets.py, those of installed plug-ins (``robustnas.plugins``) and any registered before
+calling ``robustnas.cli.main``.
 ``robustnas.testing.check_attack("nudge")`` checks that an attack keeps the contract.
 """
 from __future__ import annotations

@@ -154,6 +154,10 @@ REGISTRY: dict[str, type[Strategy]] = {}
 
 def register(cls: type[Strategy]) -> type[Strategy]:
     """Add a strategy class under ``cls.name`` (a second class of that name is an error); a decorator."""
+    try:
+        strategy_options(cls)
+    except TypeError as error:
+        raise RobustnasError(f"{cls.__name__} cannot be registered: {error}") from None
     if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
         raise RobustnasError(f"a search strategy named {cls.name!r} is already registered")
     REGISTRY[cls.name] = cls

@@ -20,11 +20,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from robustnas import spaces
 from robustnas.bench.names import CORRUPTIONS
 from robustnas.errors import RobustnasError
 from robustnas.files import atomic_write, replace_file, run_lock
 from robustnas.search.base import Strategy, make_strategy, pareto_front
-from robustnas import spaces
 from robustnas.spaces import Arch, Space
 from robustnas.store import Key, Result, Store, config_hash
 
@@ -95,7 +95,7 @@ def search(
             if key in seen:
                 strategy.tell(arch, _told(seen[key]))
                 idle_asks += 1
-            elif not objective.feasible(arch):
+            elif not (space.admissible(arch) and objective.feasible(arch)):
                 outcome.infeasible += 1
                 strategy.tell(arch, _told((-math.inf,) * len(objective.names)))
                 idle_asks += 1
@@ -150,13 +150,13 @@ def percentile(population: np.ndarray, value: float) -> float:
     return 100.0 * (below + equal / 2.0) / len(population)
 
 
-def benchmark_record(arch: Arch, dataset: str, bench: Any) -> dict[str, Any]:
+def benchmark_record(arch: Arch, dataset: str, bench: Any, space: str | Space = "nb201") -> dict[str, Any]:
     """True accuracies of an NB201 architecture and their percentiles among the 6,466 unique ones.
 
     clean, FGSM at 8/255, PGD at 1/255 and (CIFAR) the mean over the 15 corruptions x 5 severities.
     """
     table = bench.table(dataset)
-    index = spaces.get("nb201").benchmark_index(arch)
+    index = spaces.get(space).benchmark_index(arch)
     columns = dict(REPORTED)
     frame = table[list(columns.values())].copy()
     corruption_columns = [c for c in table.columns if c.split("@")[0] in CORRUPTIONS]
@@ -249,7 +249,7 @@ def write_result(
     if len(best) > 1 or len(objective_names) > 1:
         result["pareto_front"] = [{"arch": e.arch, **_json_values(objective_names, e.values)} for e in best]
     if space.has_benchmark and bench is not None:
-        result["benchmark"] = benchmark_record(space.parse(chosen.arch), settings.dataset, bench)
+        result["benchmark"] = benchmark_record(space.parse(chosen.arch), settings.dataset, bench, space)
     else:
         genotype_file = out / "best_genotype.json"
         replace_file(genotype_file, json.dumps(space.record(space.parse(chosen.arch)), indent=2) + "\n")

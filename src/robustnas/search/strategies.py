@@ -153,12 +153,12 @@ class Exhaustive(Strategy):
 
     A budget below the population size therefore evaluates a uniform random subset of distinct
     architectures; a budget of the whole population (NB201: 6,466) ranks them all. After the last
-    architecture ``ask`` returns an empty list: the search is complete. DARTS and ARNAS are too
-    large to enumerate (the space's one-line error at construction).
+    architecture ``ask`` returns an empty list: the search is complete. Spaces that cannot be
+    enumerated (DARTS, ARNAS, CRoZe's) refuse with one line at construction.
     """
 
     name = "exhaustive"
-    summary = "every NB201 architecture once, in a seeded random order"
+    summary = "every architecture of an enumerable space (NB201) once, in a seeded random order"
     options = {"batch": "architectures per ask"}
 
     def __init__(self, space: Space, seed: int, batch: int = 100) -> None:

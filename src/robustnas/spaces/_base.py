@@ -40,16 +40,17 @@ class Space(abc.ABC):
 
     Class attributes: ``name`` (the ``--space`` value), ``label`` (in messages), ``summary`` (one
     line of help), ``default_sizes`` (constructor sizes of the standard evaluation network),
-    ``max_params_m`` (candidates above it are not part of the space, e.g. CRoZe's 6 M; None: no
-    limit), ``reads_files`` (a string naming a file is replaced by its text when parsed) and
-    ``formats`` (the encodings ``robustnas arch convert --to`` writes).
+    ``reads_files`` (a string naming a file is replaced by its text when parsed), ``formats`` (the
+    encodings ``robustnas arch convert --to`` writes), ``enumerable`` (``population`` lists every
+    canonical architecture: ``--archs unique/all``, ``--unique``, exhaustive ranking, uniform
+    sampling over it) and ``has_benchmark`` (architectures are rows of the NB201 robustness
+    benchmark, ``benchmark_index``: ``bench:`` objectives and benchmark percentiles in results).
     """
 
     name: ClassVar[str]
     label: ClassVar[str]
     summary: ClassVar[str]
     default_sizes: ClassVar[dict[str, Any]]
-    max_params_m: ClassVar[float | None] = None
     reads_files: ClassVar[bool] = True
     formats: ClassVar[tuple[str, ...]] = ("string", "json")
     enumerable: ClassVar[bool] = False
@@ -98,6 +99,11 @@ class Space(abc.ABC):
         """The string that names ``arch`` in the store and in result files."""
         return str(self.canonical(arch))
 
+    def admissible(self, arch: Arch) -> bool:
+        """Whether ``arch`` belongs to the space's searched set (CRoZe's space: <= 6 M parameters);
+        a search tells a strategy -inf for an inadmissible one (the flat encoding reaches them)."""
+        return True
+
     def benchmark_index(self, arch: Arch) -> int:
         """The row of ``arch`` in the space's ground-truth benchmark (spaces with ``has_benchmark``)."""
         raise RobustnasError(f"the {self.name} space has no benchmark; bench: objectives need nb201")
@@ -120,7 +126,7 @@ class Space(abc.ABC):
         the space is enumerable (NB201: over the 6,466 classes), else the canonical form of
         :meth:`random_arch`."""
         if self.enumerable:
-            return rng.choice(self.population())
+            return rng.choice(self._population)
         return self.canonical(self.random_arch(rng))
 
     def mutate(self, arch: Arch, rng: random.Random) -> Arch:
@@ -129,7 +135,7 @@ class Space(abc.ABC):
             child = self.canonical(self.mutate_once(arch, rng))
             if child != arch:
                 return child
-        raise RobustnasError(f"no mutation of {self.key(arch)} leaves its isomorphism class")
+        raise RobustnasError(f"no mutation of {self.key(arch)} leaves its canonical form (isomorphism class)")
 
     def samples(self, n: int, seed: int, unique: bool = False) -> list[Arch]:
         """``n`` random encodings from ``seed`` (``robustnas arch sample``); ``unique`` draws
@@ -162,8 +168,8 @@ class Space(abc.ABC):
         raise NotImplementedError
 
     def all_encodings(self) -> list[Arch]:
-        """Every encoding, isomorphs included (``--archs all``); enumerable spaces only."""
-        raise RobustnasError(f"the {self.name} space is too large to enumerate")
+        """Every encoding, isomorphs included (``--archs all``); default: the population."""
+        return self.population()
 
     # ---- flat categorical encoding (Optuna) ------------------------------------------------------
     @abc.abstractmethod
@@ -204,6 +210,9 @@ def register(space: Space) -> Space:
     """Add ``space`` under ``space.name`` (a second space of that name is an error)."""
     if not isinstance(space, Space):
         raise TypeError(f"register() takes a Space instance, got {type(space).__name__}")
+    missing = [name for name in ("name", "label", "summary", "default_sizes") if not getattr(space, name, None)]
+    if missing:
+        raise RobustnasError(f"{type(space).__name__} cannot be registered: set its {', '.join(missing)}")
     if space.name in REGISTRY and type(REGISTRY[space.name]) is not type(space):
         raise RobustnasError(f"a search space named {space.name!r} is already registered")
     REGISTRY[space.name] = space

@@ -24,7 +24,6 @@ from robustnas.errors import RobustnasError
 from robustnas.spaces.arnas import ArnasGenotype, cell_types
 from robustnas.spaces.arnas import cell_channels as arnas_cell_channels
 from robustnas.spaces.darts import (
-    PRIMITIVES,
     CellGenotype,
     DartsGenotype,
     Pairs,
@@ -32,6 +31,7 @@ from robustnas.spaces.darts import (
     check_network_size,
     reduction_cells,
 )
+
 
 class _OpModule(nn.Module):
     """An op whose layers live in ``self.op`` (the official attribute name, kept for state-dict keys)."""
@@ -155,7 +155,6 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
     keep_prob = 1.0 - drop_prob
     mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep_prob)
     return x / keep_prob * mask
-
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from robustnas.spaces.darts import PRIMITIVES, CellGenotype, CellSpace, Pairs, reduction_cells
 from robustnas.spaces._base import register
+from robustnas.spaces.darts import PRIMITIVES, CellGenotype, CellSpace, Pairs, reduction_cells
 
 ARNAS_OPS: tuple[str, ...] = tuple(op for op in PRIMITIVES if op != "none")
 

@@ -10,8 +10,10 @@ reductions at ⌊L/3⌋ and ⌊2L/3⌋, no auxiliary head):
   inputs are therefore fixed: (0,1), (0,1), (2,0), (1,2), (3,0), (1,2), (3,4).
 * The concat list has 1-4 entries drawn with replacement from {2, 3, 4, 5}, in any order (e.g.
   [4, 5, 3, 4]); nodes 6-8 are computed but never read. One length is drawn for both cells.
-* Normal and reduction cells are independent; candidates over 6 M parameters (CIFAR-10 head) are
-  not part of the space: sampling and mutation draw again, as the official code does.
+* Normal and reduction cells are independent; candidates over 6 M parameters are not part of the
+  space: sampling and mutation draw again, as the official code does. The count uses a CIFAR-10
+  head whatever the dataset (a space has none; the official code counts the dataset's head, so on
+  CIFAR-100 a genotype within ~52 k parameters of the limit is in here and not there).
 * Mutation: one op of the normal and one of the reduction cell change to a different sampled op
   (input kept); with probability 1/3 each the normal or the reduction concat list is drawn anew,
   else neither. The official code edits the parent's lists in place (so children of one step share
@@ -25,21 +27,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from dataclasses import dataclass
 from itertools import product
 from typing import Any, ClassVar
 
 from robustnas.errors import ArchError
 from robustnas.spaces._base import register
-from robustnas.spaces.darts import (
-    CellSpace,
-    DartsGenotype,
-    Pairs,
-    cell_channels,
-    reduction_cells,
-)
+from robustnas.spaces.darts import CellSpace, DartsGenotype, Pairs, _is_integer, _short, cell_channels, reduction_cells
 
 # CRoZe's sampling primitives, in the order of its sampling.py (DARTS_PRIMITIVES there).
 CROZE_OPS: tuple[str, ...] = (
@@ -82,7 +78,7 @@ class CrozeDartsGenotype(DartsGenotype):
         if not (1 <= len(entries) <= MAX_CONCAT and all(_is_node(n) for n in entries)):
             raise ArchError(
                 f"{self.LABEL} genotype: {field} must list 1 to {MAX_CONCAT} nodes from 2..5, in any order and "
-                f"repeats allowed (e.g. [4, 5, 3, 4]), got {value!r:.80}"
+                f"repeats allowed (e.g. [4, 5, 3, 4]), got {_short(value)}"
             )
         return tuple(int(n) for n in entries)
 
@@ -118,7 +114,7 @@ class CrozeDartsGenotype(DartsGenotype):
 
 
 def _is_node(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value in CONCAT_NODES
+    return _is_integer(value) and value in CONCAT_NODES
 
 
 def _random_cell(rng: random.Random) -> Pairs:
@@ -178,29 +174,32 @@ def params_m(genotype: CrozeDartsGenotype) -> float:
 class CrozeDartsSpace(CellSpace):
     """CRoZe's DARTS-like space (see the module docstring); networks: DARTS NetworkCIFAR, C=36,
     20 cells. The flat encoding is one categorical per op (14 per cell) and one per concat list
-    (its 340 possible lists, written "4,5,3,4"); it also reaches genotypes over 6 M parameters."""
+    (its 340 possible lists, written "4,5,3,4"); it also reaches genotypes over 6 M parameters,
+    which a search tells its strategy as infeasible (``admissible``)."""
 
     name = "croze-darts"
     label = "CRoZe-DARTS"
     summary = "CRoZe's DARTS-like space (Ha et al. 2023): 7-node cells, 10 ops, free concat, <= 6 M params"
     default_sizes = dict(STANDARD_SIZES)
-    max_params_m = MAX_PARAMS_M
     GENOTYPE = CrozeDartsGenotype
+
+    def admissible(self, arch: Any) -> bool:
+        return params_m(self.parse(arch)) <= MAX_PARAMS_M
 
     def random_arch(self, rng: random.Random) -> CrozeDartsGenotype:
         while True:
             genotype = CrozeDartsGenotype.sample(rng)
-            if params_m(genotype) <= MAX_PARAMS_M:
+            if self.admissible(genotype):
                 return genotype
 
     def mutate_once(self, arch: CrozeDartsGenotype, rng: random.Random) -> CrozeDartsGenotype:
         while True:
             child = arch.mutate(rng)
-            if params_m(child) <= MAX_PARAMS_M:
+            if self.admissible(child):
                 return child
 
     def neighbours(self, arch: CrozeDartsGenotype) -> list[CrozeDartsGenotype]:
-        return [child for child in arch.neighbours() if params_m(child) <= MAX_PARAMS_M]
+        return [child for child in arch.neighbours() if self.admissible(child)]
 
     def choices(self) -> dict[str, tuple[Any, ...]]:
         concats = tuple(_concat_text(c) for n in range(1, MAX_CONCAT + 1) for c in product(CONCAT_NODES, repeat=n))

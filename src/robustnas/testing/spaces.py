@@ -17,7 +17,7 @@ import random
 from typing import Any
 
 from robustnas.errors import RobustnasError
-from robustnas.spaces import Space, get
+from robustnas.spaces import REGISTRY, Space, get
 
 SAMPLES = 8
 BAD_INPUTS: tuple[Any, ...] = ("not an architecture", "{\"space\": \"none of these\"}", {"cells": 3}, 3.5, None)
@@ -44,6 +44,8 @@ def check_attributes(space: Space, samples: int = SAMPLES) -> None:
     for attribute in ("name", "label", "summary", "default_sizes"):
         assert getattr(space, attribute, None) not in (None, ""), f"{type(space).__name__} lacks {attribute}"
     assert isinstance(space.default_sizes, dict), f"{space.name}: default_sizes must be a dict"
+    if space.name in REGISTRY:
+        assert REGISTRY[space.name] is space, f"{space.name}: the registry holds another space of that name"
     assert "json" in space.formats and "string" in space.formats, f"{space.name}: formats must include string and json"
 
 
@@ -82,10 +84,12 @@ def check_moves(space: Space, samples: int = SAMPLES) -> None:
     rng = random.Random(13)
     for arch in _archs(space, samples, 13):
         assert space.canonical(arch) == arch, f"{space.name}: sample() returned a non-canonical {arch}"
+        assert space.admissible(arch), f"{space.name}: sample() returned {arch}, outside the space (admissible)"
         before = str(arch)
         child = space.mutate(arch, rng)
         assert str(arch) == before, f"{space.name}: mutate changed its parent {before}"
         assert child != arch and space.canonical(child) == child, f"{space.name}: mutate gave {child} from {arch}"
+        assert space.admissible(child), f"{space.name}: mutate gave {child}, outside the space (admissible)"
         try:
             neighbours = space.neighbours(arch)
         except RobustnasError:

@@ -11,7 +11,7 @@
 holds out the same images for every run (``training_split``, ``HOLDOUT_SEED``), records both in
 RUN_DIR/model.json for ``robustnas evaluate`` and trains; ``default_milestones(epochs)`` is its schedule.
 
-Networks of the three spaces train the same way (``NormalizedModel.for_dataset(
+Networks of every space train the same way (``NormalizedModel.for_dataset(
 spaces.build(...), dataset)``; DARTS/ARNAS nets with ``auxiliary=True`` for ``aux_weight``).
 Killed and restarted on the same RUN_DIR, a run continues from its last epoch's checkpoint to
 the same final weights as an uninterrupted run.
