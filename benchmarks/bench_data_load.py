@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from robustnas.data import load_dataset, normalization
-from robustnas.data.folders import ZipContainer, decode_images
-from robustnas.data.imageset import ImageSet
+from robustnas.data._folders import ZipContainer, decode_images
+from robustnas.data._imageset import ImageSet
 
 ROOT = Path(__file__).resolve().parents[1]
 JPEG = "cifar10/cifar10-jpeg.zip"

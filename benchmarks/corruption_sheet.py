@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from robustnas.bench.names import SEVERITIES
+from robustnas.bench._names import SEVERITIES
 from robustnas.corruptions import corrupt
 from robustnas.data import load_dataset
-from robustnas.report.stats import HENDRYCKS_GROUPS
+from robustnas.report._stats import HENDRYCKS_GROUPS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "corruptions-cifar10.png"

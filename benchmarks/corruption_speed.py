@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from robustnas.bench.names import CORRUPTIONS, SEVERITIES  # noqa: E402
+from robustnas.bench._names import CORRUPTIONS, SEVERITIES  # noqa: E402
 from robustnas.corruptions import corrupt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

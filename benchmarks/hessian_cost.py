@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from scipy.stats import kendalltau, spearmanr
 
 from robustnas.data import load_dataset, normalization, sample_batch
-from robustnas.proxies.evaluation import logits_of
+from robustnas.proxies._evaluation import logits_of
 from robustnas.proxies.robustness import _hessian_vector_product
 from robustnas.report import markdown_table
 from robustnas.spaces import build

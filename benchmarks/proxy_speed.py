@@ -165,7 +165,7 @@ def write(table: pd.DataFrame, facts: dict, command: str, device: str, archs: in
     ]
     (out / f"proxy-speed{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    if device == "cpu":  # the study's proxy costs (robustnas.report.study.proxy_seconds)
+    if device == "cpu":  # the study's proxy costs (robustnas.report._study.proxy_seconds)
         alone = table.set_index("what")["mean s"]
         seconds = {proxy: round(float(alone[proxy]), 4) for proxy in [*FUSED, "jacob_fro", "hessian_eig"]}
         EMBEDDED.write_text(json.dumps({"command": command, "archs": archs, "seconds": seconds}, indent=2) + "\n")

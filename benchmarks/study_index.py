@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from robustnas.report import markdown_table
-from robustnas.report.study import graph_table, paper_value
+from robustnas.report._study import graph_table, paper_value
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "docs" / "results" / "study"

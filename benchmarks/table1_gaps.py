@@ -38,7 +38,7 @@ import pandas as pd
 from robustnas.bench import Benchmark
 from robustnas.predict import Predictor, split
 from robustnas.report import markdown_table
-from robustnas.report.study import PAPER_TABLE1, complete, run_features, suite_features
+from robustnas.report._study import PAPER_TABLE1, complete, run_features, suite_features
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "results" / "study"

@@ -19,8 +19,8 @@ from robustnas.attacks import (
     get_attack,
     list_attacks,
     register_attack,
-    registry,
 )
+from robustnas.attacks import _registry as registry
 from robustnas.cli import main
 from robustnas.errors import RobustnasError
 from robustnas.evaluation import evaluate, plan

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from robustnas.bench import CORRUPTIONS, DATASETS, Benchmark, read_naslib_zc_json, shipped
-from robustnas.bench.names import ATTACK_KEYS, measure_keys
+from robustnas.bench import CORRUPTIONS, DATASETS, Benchmark, read_naslib_zc_json
+from robustnas.bench import _shipped as shipped
+from robustnas.bench._names import ATTACK_KEYS, measure_keys
 from robustnas.errors import RobustnasError
 from robustnas.spaces.nb201 import NB201Arch, unique_indices
 

@@ -67,7 +67,7 @@ def evaluated(trained, tmp_path_factory) -> tuple[Path, dict]:
 
 def rebuilt(run_dir: Path) -> torch.nn.Module:
     """The trained network rebuilt from model.json and final.pt without robustnas.evaluation."""
-    from robustnas.train.model_spec import ModelSpec
+    from robustnas.train._model_spec import ModelSpec
 
     spec = ModelSpec.from_json(json.loads((run_dir / "model.json").read_text()), run_dir / "model.json")
     model = spec.build()
@@ -151,7 +151,7 @@ def test_other_arch_on_an_existing_run_is_refused(trained, npz, capsys):
 
 @pytest.mark.parametrize("adversarial, stored", [("none", None), ("trades", "trades")])
 def test_standard_and_trades_training(npz, tmp_path, capsys, monkeypatch, adversarial, stored):
-    from robustnas.progress import LoopProgress
+    from robustnas._progress import LoopProgress
 
     monkeypatch.setattr(LoopProgress, "LOG_EVERY_S", 0.0)  # a log line after every batch
     argv = train_argv(npz, tmp_path / "run", adversarial=adversarial)
@@ -196,7 +196,7 @@ def test_device_cuda_without_cuda(npz, tmp_path, capsys, command):
 
 
 def test_model_specs_of_the_other_networks():
-    from robustnas.train.model_spec import ModelSpec
+    from robustnas.train._model_spec import ModelSpec
 
     # the parameter counts of `robustnas arch show` (tests/test_cli.py) and of He et al.'s PreAct ResNet-18
     for arch, space, params in (("DARTS_V2", "darts", 3349342), ("ARNAS", "arnas", 4520394),
@@ -207,7 +207,7 @@ def test_model_specs_of_the_other_networks():
 
 
 def test_arnas_on_tiny_imagenet_is_the_size_arnas_trains():
-    from robustnas.train.model_spec import ModelSpec
+    from robustnas.train._model_spec import ModelSpec
 
     # crose-and-arnas.md §B.5: C=84, 14 cells, 5.41 M parameters for Tiny-ImageNet-200's 200 classes
     for dataset in ("tiny-imagenet-200", "Tiny-ImageNet"):
@@ -346,7 +346,7 @@ def test_evaluate_checkpoint_pt_with_seed_into_run_dir(trained, capsys):
 
 
 def test_evaluate_logs_batch_progress_when_not_a_terminal(trained, tmp_path, capsys, monkeypatch):
-    from robustnas.progress import LoopProgress
+    from robustnas._progress import LoopProgress
 
     monkeypatch.setattr(LoopProgress, "LOG_EVERY_S", 0.0)
     code, _, err = run(capsys, "evaluate", "--checkpoint", str(trained), "--suite", "clean", "--n", "32",

@@ -17,11 +17,11 @@ from PIL import Image
 from scipy import ndimage
 
 from robustnas import corruptions
-from robustnas.bench.names import CORRUPTIONS
+from robustnas.bench._names import CORRUPTIONS
 from robustnas.corruptions import CIFAR_TABLE, IMAGENET_TABLE, corrupt, table_for
-from robustnas.corruptions.frost import frost_textures
-from robustnas.corruptions.functions import CORRUPTION_FUNCTIONS, _glass_pass
-from robustnas.corruptions.ops import clipped_zoom, disk_kernel, motion_blur
+from robustnas.corruptions._frost import frost_textures
+from robustnas.corruptions._functions import CORRUPTION_FUNCTIONS, _glass_pass
+from robustnas.corruptions._ops import clipped_zoom, disk_kernel, motion_blur
 from robustnas.data import load_dataset
 from robustnas.errors import RobustnasError
 

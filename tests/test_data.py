@@ -31,9 +31,9 @@ from robustnas.data import (
     normalization,
     sample_batch,
 )
-from robustnas.data.folders import ZipContainer
-from robustnas.data.loader import EMBEDDED_SAMPLE
-from robustnas.data.safe_npz import read_npz
+from robustnas.data._folders import ZipContainer
+from robustnas.data._loader import EMBEDDED_SAMPLE
+from robustnas.data._safe_npz import read_npz
 from robustnas.errors import RobustnasError
 
 RAW_CIFAR10 = "cifar10/cifar10-raw-subset.npz"
@@ -575,12 +575,12 @@ def test_npz_arrays_larger_than_memory_are_refused_before_reading(tmp_path: Path
     path = tmp_path / "bomb.npz"
     np.savez_compressed(path, x_train=np.zeros((4, 1000, 1000), np.uint8), y_train=np.zeros(4, np.int64))
     assert path.stat().st_size < 50_000
-    monkeypatch.setattr("robustnas.data.safe_npz.physical_memory", lambda: 4_000_031)
+    monkeypatch.setattr("robustnas.data._safe_npz.physical_memory", lambda: 4_000_031)
     raises_one_line(
         lambda: describe(path),
         "bomb.npz: its arrays need 4,000,032 bytes but this machine has 4,000,031 bytes of memory; split the file",
     )
-    monkeypatch.setattr("robustnas.data.safe_npz.physical_memory", lambda: 4_000_032)
+    monkeypatch.setattr("robustnas.data._safe_npz.physical_memory", lambda: 4_000_032)
     assert read_npz(path)["x_train"].shape == (4, 1000, 1000)
 
 

@@ -193,7 +193,7 @@ def test_a_full_disk_while_writing_a_file_names_the_file(tmp_path):
     target.write_text("old")
     code = (
         "import errno, sys\n"
-        "from robustnas.files import replace_file\n"
+        "from robustnas._files import replace_file\n"
         "try:\n"
         f"    replace_file({str(target)!r}, 'x' * 100)\n"
         "except OSError as error:\n"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from robustnas.files import atomic_write, replace_file
+from robustnas._files import atomic_write, replace_file
 
 
 def test_replace_file_writes_text_as_utf8_and_bytes_as_given(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_a_missing_folder_is_an_oserror_and_leaves_nothing(tmp_path: Path) -> No
 def test_a_folder_is_held_by_one_command_at_a_time(tmp_path):
     """Issue 16 re-pass: two searches on one --out raced to create the Optuna tables ('table studies already exists')."""
     from robustnas.errors import RobustnasError
-    from robustnas.files import run_lock
+    from robustnas._files import run_lock
 
     with run_lock(tmp_path / "run"):
         with pytest.raises(RobustnasError, match="is in use by another robustnas command; wait for it to end"):

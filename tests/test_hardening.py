@@ -120,7 +120,7 @@ def test_study_refuses_suite_with_runs_and_a_folder_of_other_files(capsys, tmp_p
 
 def test_a_stopped_study_leaves_the_previous_report_whole(tmp_path, monkeypatch):
     """A study stopped halfway mixed its files with the previous report's; now it is swapped in at the end."""
-    from robustnas.report import study
+    from robustnas.report import _study as study
 
     out = tmp_path / "report"
     out.mkdir()

@@ -11,7 +11,7 @@ import pytest
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.model_selection import train_test_split
 
-from robustnas.data.safe_npz import read_npz
+from robustnas.data._safe_npz import read_npz
 from robustnas.errors import RobustnasError
 from robustnas.predict import Predictor, r2, split
 

@@ -31,7 +31,7 @@ from robustnas.spaces._darts_ops import DartsNetwork
 from robustnas.spaces._genotypes import DARTS_V2
 from robustnas.spaces.nb201 import NB201Arch
 from robustnas.spaces._nb201_net import NB201Network
-from robustnas.train.preact import preact_resnet18
+from robustnas.train._preact import preact_resnet18
 
 ALL_CONV = NB201Arch((2, 2, 2, 2, 2, 2))  # nor_conv_3x3 on every edge
 MIXED = NB201Arch((2, 4, 0, 3, 2, 1))

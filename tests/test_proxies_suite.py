@@ -11,7 +11,7 @@ from torch import nn
 
 from robustnas.data import load_dataset, normalization, sample_batch
 from robustnas.proxies import REGISTRY, compute, score
-from robustnas.proxies.evaluation import Evaluation
+from robustnas.proxies._evaluation import Evaluation
 from robustnas.spaces import build
 from robustnas.spaces._darts_ops import DartsNetwork
 from robustnas.spaces._nb201_net import NB201Network

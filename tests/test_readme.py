@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from robustnas import spaces
-from robustnas.attacks import registry as attacks
+from robustnas.attacks import _registry as attacks
 from robustnas.cli import main
 from robustnas.proxies import REGISTRY as PROXIES
-from robustnas.search import base as strategies
+from robustnas.search import _base as strategies
 
 README = Path(__file__).parents[1] / "README.md"
 

@@ -1,4 +1,4 @@
-"""robustnas.report.stats and robustnas.report.figures on small hand-checkable inputs."""
+"""robustnas.report._stats and robustnas.report._figures on small hand-checkable inputs."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from robustnas.errors import RobustnasError
-from robustnas.report import figures
-from robustnas.report.stats import (
+from robustnas.report import _figures as figures
+from robustnas.report._stats import (
     correlation_matrix,
     correlations,
     greedy_subset,

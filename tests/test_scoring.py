@@ -181,7 +181,7 @@ def test_unreadable_files_are_one_line_errors(tmp_path, capsys):
 
 
 def test_progress_logs_lines_when_not_a_terminal(capsys, monkeypatch):
-    from robustnas.progress import LoopProgress
+    from robustnas._progress import LoopProgress
 
     monkeypatch.setattr(LoopProgress, "LOG_EVERY_S", 0.0)
     with LoopProgress("scoring", total=4, done=1) as advance:
@@ -205,7 +205,7 @@ def test_progress_logs_lines_when_not_a_terminal(capsys, monkeypatch):
     ],
 )
 def test_rate_reads_as_seconds_per_item_below_one_per_second(items, seconds, text):
-    from robustnas.progress import format_rate
+    from robustnas._progress import format_rate
 
     assert format_rate(items, seconds, "arch") == text
 
@@ -214,7 +214,7 @@ def test_rate_reads_as_seconds_per_item_below_one_per_second(items, seconds, tex
     "seconds, text", [(0.4, "0 s"), (89.4, "89 s"), (300, "5 min"), (2580, "43 min"), (8100, "2 h 15 min"), (7199, "2 h 00 min")]
 )
 def test_durations_read_in_seconds_minutes_or_hours(seconds, text):
-    from robustnas.progress import format_duration
+    from robustnas._progress import format_duration
 
     assert format_duration(seconds) == text
 

@@ -9,8 +9,8 @@ import optuna
 import pytest
 
 from robustnas.errors import RobustnasError
-from robustnas.search.base import make_strategy, pareto_front
-from robustnas.search.nsga2 import DEFAULT_STUDY, NSGA2, UNDEFINED
+from robustnas.search._base import make_strategy, pareto_front
+from robustnas.search._nsga2 import DEFAULT_STUDY, NSGA2, UNDEFINED
 from robustnas.spaces import get as get_space
 from robustnas.spaces.darts import DartsGenotype
 

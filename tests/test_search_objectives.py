@@ -17,7 +17,7 @@ from robustnas.bench import Benchmark
 from robustnas.errors import RobustnasError
 from robustnas.predict import Predictor
 from robustnas.scoring import ScoreSettings, run_scoring, scores
-from robustnas.search.objectives import (
+from robustnas.search._objectives import (
     UNDEFINED, BenchmarkObjective, Combined, Constrained, LatencyObjective, LiveProxies, PredictorObjective,
     ProxyObjective, TableProxies, WeightedProxies, parse_objective,
 )
@@ -196,7 +196,7 @@ def test_predictor_fitted_on_other_proxy_settings_warns(tmp_path):
 
 
 def test_undefined_is_the_study_sentinel():
-    from robustnas.report.study import UNDEFINED as STUDY_UNDEFINED
+    from robustnas.report._study import UNDEFINED as STUDY_UNDEFINED
 
     assert UNDEFINED == STUDY_UNDEFINED
 

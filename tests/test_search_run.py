@@ -11,9 +11,9 @@ import pytest
 from robustnas.bench import Benchmark
 from robustnas.cli import main
 from robustnas.errors import RobustnasError
-from robustnas.search.base import make_strategy
-from robustnas.search.objectives import BenchmarkObjective
-from robustnas.search.run import (
+from robustnas.search._base import make_strategy
+from robustnas.search._objectives import BenchmarkObjective
+from robustnas.search._run import (
     SearchOutcome,
     Evaluation,
     SearchSettings,
@@ -299,7 +299,7 @@ def test_cell_space_search_writes_a_genotype_that_train_reads(capsys, tmp_path, 
 
 
 def test_demo_is_a_croze_search(capsys, tmp_path, bench):
-    from robustnas.demo import run_demo
+    from robustnas._demo import run_demo
 
     result = run_demo(budget=3, seed=0, out=tmp_path / "demo")
     printed = capsys.readouterr().out
@@ -347,7 +347,7 @@ def test_killed_nsga2_search_resumes_to_the_uninterrupted_result(capsys, tmp_pat
     evaluations, best architecture, front and trajectory, and its Optuna copy holds no RUNNING trial."""
     import optuna
 
-    from robustnas.search.nsga2 import DEFAULT_STUDY
+    from robustnas.search._nsga2 import DEFAULT_STUDY
 
     def argv(out):
         return ["search", "--strategy", "nsga2", "--objective", "bench:clean,bench:pgd@1", "--budget", "40",
@@ -384,7 +384,7 @@ def test_killed_nsga2_search_resumes_to_the_uninterrupted_result(capsys, tmp_pat
 def test_a_long_search_says_its_cost_before_it_starts(capsys, tmp_path, monkeypatch):
     """Issue 16: the proxies a search computes live are costed up front (hessian_eig: 168.5 passes each)."""
     import robustnas.scoring
-    from robustnas.search.objectives import ProxyObjective
+    from robustnas.search._objectives import ProxyObjective
 
     def stop(self, arch):
         raise KeyboardInterrupt

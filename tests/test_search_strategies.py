@@ -14,7 +14,7 @@ import pytest
 
 from robustnas.bench import Benchmark
 from robustnas.errors import RobustnasError
-from robustnas.search.base import (
+from robustnas.search._base import (
     Strategy,
     list_strategies,
     make_strategy,
@@ -25,7 +25,7 @@ from robustnas.search.base import (
 )
 from robustnas.spaces import Arch, Space
 from robustnas.spaces import get as get_space
-from robustnas.search.strategies import Exhaustive, RandomSearch, RegularizedEvolution, WarmupMove
+from robustnas.search._strategies import Exhaustive, RandomSearch, RegularizedEvolution, WarmupMove
 from robustnas.testing import check_strategy
 
 NB201 = get_space("nb201")

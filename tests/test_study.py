@@ -1,4 +1,4 @@
-"""The robustness-prediction study (robustnas.report.study) and `robustnas study`."""
+"""The robustness-prediction study (robustnas.report._study) and `robustnas study`."""
 from __future__ import annotations
 
 import math
@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from robustnas.bench import Benchmark
-from robustnas.bench.names import SEVERITIES
+from robustnas.bench._names import SEVERITIES
 from robustnas.cli import main
 from robustnas.errors import RobustnasError
 from robustnas.predict import Predictor
-from robustnas.report import study
-from robustnas.report.document import Document
-from robustnas.report.stats import CROZE_GROUPS
+from robustnas.report import _study as study
+from robustnas.report._document import Document
+from robustnas.report._stats import CROZE_GROUPS
 from robustnas.scoring import select_archs
 from robustnas.spaces.nb201 import NB201Arch
 

@@ -26,9 +26,9 @@ from robustnas.data import NormalizedModel, load_dataset
 from robustnas.errors import RobustnasError
 from robustnas.spaces._darts_ops import DartsNetwork
 from robustnas.train import TrainConfig, cutout, drop_path_at, lr_at, preact_resnet18, trades_kl, train, training_loss
-from robustnas.train.batches import as_pixels, cutout_centres, epoch_batches, eval_batches, to_tensor
-from robustnas.train.log import COLUMNS, read_csv
-from robustnas.train.losses import AttackView, optimizer_step, trades_examples
+from robustnas.train._batches import as_pixels, cutout_centres, epoch_batches, eval_batches, to_tensor
+from robustnas.train._log import COLUMNS, read_csv
+from robustnas.train._losses import AttackView, optimizer_step, trades_examples
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -423,7 +423,7 @@ def test_preact_resnet18_parameter_counts():
 
 @pytest.mark.parametrize("start", ["uniform", "gaussian", "none"])
 def test_training_attack_starts_as_configured(start, monkeypatch):
-    import robustnas.train.losses as losses
+    import robustnas.train._losses as losses
 
     seen = []
     real = losses.PGD

@@ -28,7 +28,7 @@ _LAZY = {
     "score": ("robustnas.proxies", "score"),
     "make_attack": ("robustnas.attacks", "make_attack"),
     "evaluate": ("robustnas.evaluation", "evaluate"),
-    "make_strategy": ("robustnas.search.base", "make_strategy"),
+    "make_strategy": ("robustnas.search._base", "make_strategy"),
     "Predictor": ("robustnas.predict", "Predictor"),
 }
 

@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Callable, Sequence
 
 if TYPE_CHECKING:
-    from robustnas.search.base import Strategy
+    from robustnas.search._base import Strategy
 
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 # train and evaluate also take the transfer datasets of ARNAS (crose-and-arnas.md §B.6)
@@ -128,7 +128,7 @@ def cmd_study(args: argparse.Namespace) -> None:
     import shlex
     from pathlib import Path
 
-    from robustnas.report.study import run_study
+    from robustnas.report._study import run_study
 
     runs = [Path(run) for run in args.runs or []]
     command = shlex.join(["robustnas", "study", "--dataset", args.dataset, "--features", args.features,
@@ -173,8 +173,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from robustnas.search.base import parse_options
-    from robustnas.search.run import SearchSettings, describe_result, run
+    from robustnas.search._base import parse_options
+    from robustnas.search._run import SearchSettings, describe_result, run
 
     settings = SearchSettings(
         space=args.space, dataset=args.dataset, strategy=args.strategy, objective=args.objective,
@@ -190,7 +190,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from robustnas.demo import run_demo
+    from robustnas._demo import run_demo
 
     run_demo(budget=args.budget, seed=args.seed, out=Path(args.out))
 
@@ -250,7 +250,7 @@ def _seed_option(parser: argparse.ArgumentParser, seeds: str) -> None:
 
 def _device_option(parser: argparse.ArgumentParser) -> None:
     """--device: cpu or cuda (checked before the command starts)."""
-    from robustnas.device import DEVICES
+    from robustnas._device import DEVICES
 
     parser.add_argument("--device", default="cpu", choices=DEVICES, help="where the networks run (default cpu)")
 
@@ -335,7 +335,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_search(commands: argparse._SubParsersAction) -> None:
-    from robustnas.search import base
+    from robustnas.search import _base as base
 
     search = commands.add_parser(
         "search", help="proxy- or predictor-guided architecture search (resumable)",
@@ -382,7 +382,7 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
 
 def _options_help(strategy: type[Strategy]) -> str:
     """A strategy's options for --help: ``population=50 (members), sample=10 (...)``, or ``none``."""
-    from robustnas.search.base import strategy_options
+    from robustnas.search._base import strategy_options
 
     return ", ".join(f"{o.name}={o.default} ({o.help})" for o in strategy_options(strategy)) or "none"
 

@@ -6,7 +6,7 @@
     result["pgd20"], result["corruption_accuracy"]["fog"]["3"], result["settings"]["pgd20"]["steps"]
 
 Suite items: ``clean``; every registered attack (``robustnas.attacks.list_attacks()``; the shipped
-ones in attacks/presets.py are L-inf, eps 8/255 (pgd20-croze 0.031), with the settings of
+ones in attacks/_presets.py are L-inf, eps 8/255 (pgd20-croze 0.031), with the settings of
 crose-and-arnas.md §A.8/§B.5/§B.6), seeded with ``seed`` where it takes one; ``corruptions``: the
 15 CIFAR-10-C corruptions x 5 severities of ``robustnas.corruptions`` (Hendrycks & Dietterich
 2019), seeded with ``seed``, reported per corruption and severity and as the mean over the 75 (the
@@ -35,9 +35,9 @@ from torch import nn
 from robustnas.attacks import EPS, attack_names, frozen_eval, get_attack, list_attacks, sanity_checks
 from robustnas.corruptions import CORRUPTIONS, SEVERITIES, corrupt, table_for
 from robustnas.errors import RobustnasError
-from robustnas.files import replace_file
-from robustnas.progress import LoopProgress
-from robustnas.train.batches import Pixels, as_pixels, eval_batches
+from robustnas._files import replace_file
+from robustnas._progress import LoopProgress
+from robustnas.train._batches import Pixels, as_pixels, eval_batches
 
 CLEAN, CORRUPTIONS_ITEM, SANITY = "clean", "corruptions", "sanity"
 SANITY_IMAGES = 64
@@ -296,9 +296,9 @@ def run_evaluation(
     settings}); stored keys are not computed again. Returns (result with "checkpoint", OUT,
     number of values computed now).
     """
-    from robustnas.device import require_device
+    from robustnas._device import require_device
     from robustnas.store import Key, Result, Store
-    from robustnas.train.model_spec import load_model
+    from robustnas.train._model_spec import load_model
 
     require_device(device)
     items = parse_suite(suite)

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import torch
 
 from robustnas.errors import RobustnasError
-from robustnas.files import atomic_write, replace_file, run_lock
-from robustnas.progress import format_duration
+from robustnas._files import atomic_write, replace_file, run_lock
+from robustnas._progress import format_duration
 
 STORE_FILE = "store.sqlite"
 SETTINGS_FILE = "run.json"
@@ -60,7 +60,7 @@ class ScoreSettings:
     def check(self) -> None:
         """One-line errors for settings no run can use (``run_scoring`` checks before it starts)."""
         from robustnas.data import require_data
-        from robustnas.device import require_device
+        from robustnas._device import require_device
 
         require_data(self.data, self.dataset)
         if self.batch_size < 1:
@@ -252,7 +252,7 @@ def todo(store, settings: ScoreSettings, archs: list[str], config: str) -> list[
 
 def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: int = 1) -> dict[str, Any]:
     """Score ``archs``, storing each architecture's values as soon as they exist; returns a summary."""
-    from robustnas.progress import LoopProgress
+    from robustnas._progress import LoopProgress
     from robustnas.store import Result
 
     settings.check()
@@ -291,7 +291,7 @@ def announce_cost(
 ) -> None:
     """Print :func:`cost_notice` on stderr before a long run starts; one pass is timed (by
     ``time_one_pass``) only when the run may be long, so short runs pay nothing."""
-    from robustnas.proxies.registry import REGISTRY
+    from robustnas.proxies._registry import REGISTRY
 
     passes = {name: REGISTRY[name].passes for name in proxies}
     if not archs or archs * sum(passes.values()) < MEASURE_FROM_PASSES:
@@ -308,7 +308,7 @@ def _results(settings: ScoreSettings, jobs: list, workers: int, threads: int) ->
         return
     from concurrent.futures import as_completed
 
-    from robustnas.workers import process_pool
+    from robustnas._workers import process_pool
 
     with process_pool(workers, _init_worker, (settings, threads)) as pool:
         for future in as_completed([pool.submit(_score_one, job) for job in jobs]):

@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterable, NamedTuple, TypeVar
 import pandas as pd
 
 from robustnas.errors import RobustnasError
-from robustnas.files import atomic_write
+from robustnas._files import atomic_write
 
 FORMAT = "robustnas-store"
 SCHEMA_VERSION = 1

@@ -15,11 +15,11 @@ The named attacks are registered in presets.py; a new one is a factory and one
 """
 from __future__ import annotations
 
-from robustnas.attacks.autoattack import AUTOATTACK_NAMES, AutoAttackAdapter
-from robustnas.attacks.checks import accuracy, robust_accuracy, sanity_checks
-from robustnas.attacks.gradient import FGSM, NORMS, PGD, Attack, frozen_eval, input_gradient
-from robustnas.attacks.presets import EPS, STEP
-from robustnas.attacks.registry import (
+from robustnas.attacks._autoattack import AUTOATTACK_NAMES, AutoAttackAdapter
+from robustnas.attacks._checks import accuracy, robust_accuracy, sanity_checks
+from robustnas.attacks._gradient import FGSM, NORMS, PGD, Attack, frozen_eval, input_gradient
+from robustnas.attacks._presets import EPS, STEP
+from robustnas.attacks._registry import (
     AttackSpec,
     attack_names,
     get_attack,

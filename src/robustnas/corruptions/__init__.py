@@ -5,7 +5,7 @@ severities 1..5, in numpy, scipy and Pillow (no OpenCV, scikit-image or ImageMag
     noisy = corrupt(images, "gaussian_noise", 3, seed=0)   # uint8 [N,H,W,3] or [H,W,3] in and out
 
 Parameters come from the published scripts (``CIFAR_TABLE``: make_cifar_c.py, ``IMAGENET_TABLE``:
-make_imagenet_c.py; see ``robustnas.corruptions.tables``). ``table="auto"`` uses the CIFAR table
+make_imagenet_c.py; see ``robustnas.corruptions._tables``). ``table="auto"`` uses the CIFAR table
 for images below 64 px (the smaller side) and the ImageNet table from 64 px up; spatial constants
 are pixels of 32 px and 224 px images respectively and are applied unscaled.
 
@@ -17,7 +17,7 @@ Generator): corrupt a dataset in one call, or give each of your chunks its own s
 
 Bitwise parity with the released CIFAR-10-C files is impossible: the scripts draw from numpy's
 global legacy RNG in an unrecorded state, and their frost photographs are replaced here by
-procedural textures (``robustnas.corruptions.frost``). Otherwise outputs follow the scripts'
+procedural textures (``robustnas.corruptions._frost``). Otherwise outputs follow the scripts'
 algorithms, so they agree in distribution; the OpenCV, scikit-image and ImageMagick steps are
 re-implemented in ops.py (differences: rounding, and cv2.warpAffine's 1/32 px coordinate grid).
 """
@@ -27,9 +27,9 @@ import zlib
 
 import numpy as np
 
-from robustnas.bench.names import CORRUPTIONS, SEVERITIES
-from robustnas.corruptions.functions import CORRUPTION_FUNCTIONS
-from robustnas.corruptions.tables import CIFAR_TABLE, IMAGENET_TABLE, TABLES
+from robustnas.bench._names import CORRUPTIONS, SEVERITIES
+from robustnas.corruptions._functions import CORRUPTION_FUNCTIONS
+from robustnas.corruptions._tables import CIFAR_TABLE, IMAGENET_TABLE, TABLES
 from robustnas.errors import RobustnasError
 
 TABLE_CHOICES: tuple[str, ...] = ("auto", "cifar", "imagenet")

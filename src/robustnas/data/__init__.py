@@ -8,12 +8,12 @@ deterministic batches and pixel-space normalisation.
 """
 from __future__ import annotations
 
-from robustnas.data.cache import CACHE_ENV, cache_dir
-from robustnas.data.imageset import ImageSet
-from robustnas.data.loader import data_path, describe, load_dataset, require_data
-from robustnas.data.names import CIFAR10_CLASSES, CIFAR100_CLASSES, SPLITS, canonical_dataset
-from robustnas.data.normalize import NORMALIZATION, NormalizedModel, normalization
-from robustnas.data.sampling import crop_padding, iterate_batches, random_crop_flip, sample_batch
+from robustnas.data._cache import CACHE_ENV, cache_dir
+from robustnas.data._imageset import ImageSet
+from robustnas.data._loader import data_path, describe, load_dataset, require_data
+from robustnas.data._names import CIFAR10_CLASSES, CIFAR100_CLASSES, SPLITS, canonical_dataset
+from robustnas.data._normalize import NORMALIZATION, NormalizedModel, normalization
+from robustnas.data._sampling import crop_padding, iterate_batches, random_crop_flip, sample_batch
 
 __all__ = [
     "CACHE_ENV",

@@ -9,6 +9,6 @@
 """
 from __future__ import annotations
 
-from robustnas.predict.models import MODELS, Predictor, r2, split
+from robustnas.predict._models import MODELS, Predictor, r2, split
 
 __all__ = ["MODELS", "Predictor", "r2", "split"]

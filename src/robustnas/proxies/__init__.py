@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from robustnas.errors import RobustnasError
-from robustnas.proxies.evaluation import Evaluation
-from robustnas.proxies.registry import REGISTRY, ProxySpec, ProxyUndefined, list_proxies, register, resolve
+from robustnas.proxies._evaluation import Evaluation
+from robustnas.proxies._registry import REGISTRY, ProxySpec, ProxyUndefined, list_proxies, register, resolve
 
 FAMILIES = ("size", "gradient", "jacobian", "forward", "synflow", "robustness", "croze")
 

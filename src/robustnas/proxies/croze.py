@@ -78,8 +78,8 @@ from torch.func import functional_call
 from torch.utils.hooks import RemovableHandle
 
 from robustnas.errors import RobustnasError
-from robustnas.proxies.evaluation import Evaluation, logits_of, weight_layers
-from robustnas.proxies.registry import register
+from robustnas.proxies._evaluation import Evaluation, logits_of, weight_layers
+from robustnas.proxies._registry import register
 
 __all__ = [
     "MODES",

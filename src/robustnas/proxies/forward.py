@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustnas.proxies.evaluation import Evaluation
-from robustnas.proxies.registry import ProxyUndefined, register
+from robustnas.proxies._evaluation import Evaluation
+from robustnas.proxies._registry import ProxyUndefined, register
 
 MIXUP_GAMMA = 0.01  # Zen-NAS default, as in the suite (spec §1.15)
 

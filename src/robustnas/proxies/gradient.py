@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from robustnas.proxies.evaluation import Evaluation
-from robustnas.proxies.registry import register
+from robustnas.proxies._evaluation import Evaluation
+from robustnas.proxies._registry import register
 
 ONE_PASS = "1 forward + 1 backward"
 

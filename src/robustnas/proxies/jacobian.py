@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustnas.proxies.evaluation import Evaluation
-from robustnas.proxies.registry import ProxyUndefined, register
+from robustnas.proxies._evaluation import Evaluation
+from robustnas.proxies._registry import ProxyUndefined, register
 
 ONE_PASS = "1 forward + 1 backward to the input"
 K = 1e-5  # the reference's regulariser in jacov and epe_nas

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustnas.errors import RobustnasError
-from robustnas.proxies.evaluation import Evaluation, logits_of
-from robustnas.proxies.registry import ProxyUndefined, register
+from robustnas.proxies._evaluation import Evaluation, logits_of
+from robustnas.proxies._registry import ProxyUndefined, register
 
 HESSIAN_MAX_ITER = 100
 HESSIAN_TOL = 1e-4

@@ -1,8 +1,8 @@
 """Data-free baseline proxies: params, flops (tensorwatch rules, spec §1.5) and l2_norm (§1.9)."""
 from __future__ import annotations
 
-from robustnas.proxies.evaluation import Evaluation, weight_layers
-from robustnas.proxies.registry import register
+from robustnas.proxies._evaluation import Evaluation, weight_layers
+from robustnas.proxies._registry import register
 from robustnas.spaces._counting import count
 
 

@@ -12,8 +12,8 @@ import math
 import torch
 from torch import nn
 
-from robustnas.proxies.evaluation import Evaluation, logits_of, weight_layers
-from robustnas.proxies.registry import ProxyUndefined, register
+from robustnas.proxies._evaluation import Evaluation, logits_of, weight_layers
+from robustnas.proxies._registry import ProxyUndefined, register
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)  # the suite's ``bn=False`` copy drops exactly these
 

@@ -8,9 +8,9 @@ Importing the package registers every built-in strategy; a new one is a ``Strate
 """
 from typing import Any
 
-from robustnas.search import strategies  # noqa: F401  (the classes register themselves, in this order)
-from robustnas.search import nsga2  # noqa: F401
-from robustnas.search.base import (
+from robustnas.search import _strategies  # noqa: F401  (the classes register themselves, in this order)
+from robustnas.search import _nsga2  # noqa: F401
+from robustnas.search._base import (
     Option,
     Strategy,
     get,
@@ -23,7 +23,7 @@ from robustnas.search.base import (
 )
 
 # The runner and objectives load pandas: imported on first use, so the command line's help stays fast.
-_LAZY = {"SearchSettings": "run", "run": "run", "search": "run", "parse_objective": "objectives"}
+_LAZY = {"SearchSettings": "_run", "run": "_run", "search": "_run", "parse_objective": "_objectives"}
 
 __all__ = [
     "Option",

@@ -73,7 +73,7 @@ class ArnasSpace(CellSpace):
     GENOTYPE = ArnasGenotype
 
     def sizes_for(self, dataset: str) -> dict[str, Any]:
-        from robustnas.data.names import TINY_IMAGENET, canonical_dataset
+        from robustnas.data._names import TINY_IMAGENET, canonical_dataset
 
         if canonical_dataset(dataset) == TINY_IMAGENET:
             return {"C": 84, "layers": 14}  # ARNAS_train_eval/train_tiny_imagenet

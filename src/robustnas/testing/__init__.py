@@ -5,9 +5,9 @@ AssertionError naming the first broken promise.
     from robustnas.testing import check_space
     check_space("croze-darts")
 """
-from robustnas.testing.attacks import check_attack
-from robustnas.testing.proxies import check_proxy
-from robustnas.testing.spaces import check_space
-from robustnas.testing.strategies import check_strategy
+from robustnas.testing._attacks import check_attack
+from robustnas.testing._proxies import check_proxy
+from robustnas.testing._spaces import check_space
+from robustnas.testing._strategies import check_strategy
 
 __all__ = ["check_attack", "check_proxy", "check_space", "check_strategy"]

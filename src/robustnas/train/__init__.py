@@ -7,7 +7,7 @@
     result = train(model, load_dataset(path), load_dataset(path, split="test"), config, "runs/at")
     result.last["val_pgd_acc"]                       # RUN_DIR/log.csv, curves.png, final.pt
 
-``run_training`` is ``robustnas train`` (train/run.py): it builds the network of an architecture,
+``run_training`` is ``robustnas train`` (train/_run.py): it builds the network of an architecture,
 holds out the same images for every run (``training_split``, ``HOLDOUT_SEED``), records both in
 RUN_DIR/model.json for ``robustnas evaluate`` and trains; ``default_milestones(epochs)`` is its schedule.
 
@@ -18,12 +18,12 @@ the same final weights as an uninterrupted run.
 """
 from __future__ import annotations
 
-from robustnas.train.batches import cutout
-from robustnas.train.config import TrainConfig, drop_path_at, lr_at
-from robustnas.train.loop import TrainResult, train
-from robustnas.train.losses import trades_kl, training_loss
-from robustnas.train.preact import PreActResNet18, preact_resnet18
-from robustnas.train.run import HOLDOUT_SEED, TrainingRun, default_milestones, run_training, training_split
+from robustnas.train._batches import cutout
+from robustnas.train._config import TrainConfig, drop_path_at, lr_at
+from robustnas.train._loop import TrainResult, train
+from robustnas.train._losses import trades_kl, training_loss
+from robustnas.train._preact import PreActResNet18, preact_resnet18
+from robustnas.train._run import HOLDOUT_SEED, TrainingRun, default_milestones, run_training, training_split
 
 __all__ = [
     "HOLDOUT_SEED",
