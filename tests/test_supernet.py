@@ -1,0 +1,75 @@
+"""The DARTS and ARNAS supernets (spaces/_supernet.py): sizes of the official search models, and a
+supernet with one-hot mixture weights computing its discrete network."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustnas.spaces._darts_ops import ArnasNetwork, DartsNetwork
+from robustnas.spaces._genotypes import ARNAS, DARTS_V2
+from robustnas.spaces._supernet import CellSupernet
+from robustnas.spaces.arnas import ARNAS_OPS
+from robustnas.spaces.darts import PRIMITIVES
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_the_supernets_have_the_official_search_sizes():
+    # ARNAS search model, C=24, 8 cells, 10 classes: 1,882,930 weights and 3 x 14 x 7 = 294 alphas (issue 18)
+    arnas = CellSupernet(ARNAS_OPS, ArnasNetwork.layout(24, 8), 24, 10)
+    assert sum(p.numel() for p in arnas.weight_parameters()) == 1_882_930
+    assert sum(p.numel() for p in arnas.arch_parameters()) == 294 and arnas.cell_types == ("accurate", "reduce", "robust")
+    # DARTS search model, C=16, 8 cells: 1,930,618 weights (DARTS's "param size = 1.930618MB"), 2 x 14 x 8 alphas
+    darts = CellSupernet(PRIMITIVES, DartsNetwork.layout(16, 8), 16, 10)
+    assert sum(p.numel() for p in darts.weight_parameters()) == 1_930_618
+    assert sum(p.numel() for p in darts.arch_parameters()) == 224
+    assert all(alpha.abs().max() < 0.01 for alpha in arnas.arch_parameters())  # 1e-3 * N(0, 1)
+
+
+def without_pooling(genotype):
+    """The genotype with every pooling op replaced by skip_connect (pooling has a search-only BN)."""
+    fields = {}
+    for cell in genotype.CELLS:
+        fields[cell] = tuple(("skip_connect" if "pool" in op else op, source) for op, source in getattr(genotype, cell))
+        fields[f"{cell}_concat"] = getattr(genotype, f"{cell}_concat")
+    return type(genotype)(**fields)
+
+
+@pytest.mark.parametrize(
+    "network, ops, genotype",
+    [(DartsNetwork, PRIMITIVES, without_pooling(DARTS_V2)), (ArnasNetwork, ARNAS_OPS, without_pooling(ARNAS))],
+)
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_one_hot_weights_compute_the_discrete_network(network, ops, genotype, mode):
+    torch.manual_seed(0)
+    discrete = network(genotype, C=8, layers=5, num_classes=10)
+    supernet = CellSupernet(ops, network.layout(8, 5), 8, 10)
+    supernet.take_weights(discrete, genotype)
+    x = torch.randn(4, 3, 16, 16)
+    discrete.train(mode == "train")
+    supernet.train(mode == "train")
+    with torch.no_grad():
+        assert torch.equal(supernet(x, supernet.one_hot(genotype)), discrete(x))
+
+
+def test_pooling_differs_only_by_the_search_bn():
+    """With pooling ops the one-hot supernet has one extra affine-free BN per pooling edge (DARTS's
+    search convention); in eval mode at initialisation each scales by 1/sqrt(1 + 1e-5)."""
+    torch.manual_seed(0)
+    discrete = DartsNetwork(DARTS_V2, C=8, layers=5).eval()
+    supernet = CellSupernet(PRIMITIVES, DartsNetwork.layout(8, 5), 8, 10).eval()
+    supernet.take_weights(discrete, DARTS_V2)
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        ours, theirs = supernet(x, supernet.one_hot(DARTS_V2)), discrete(x)
+    assert not torch.equal(ours, theirs) and torch.allclose(ours, theirs, rtol=1e-3, atol=1e-5)
+
+
+def test_weights_the_supernet_cannot_hold_are_refused():
+    discrete = DartsNetwork(DARTS_V2, C=8, layers=5)
+    with torch.no_grad():
+        discrete.cells[0]._ops[0].op[3].weight.fill_(2.0)  # an affine BN scale the supernet does not have
+    supernet = CellSupernet(PRIMITIVES, DartsNetwork.layout(8, 5), 8, 10)
+    # DARTS_V2's first pair, sep_conv_3x3 from input 0, is edge 0, op 4 of the supernet
+    with pytest.raises(ValueError, match=r"cells.0._ops.0._ops.4.op.3.weight: the supernet has no such weight"):
+        supernet.take_weights(discrete, DARTS_V2)
