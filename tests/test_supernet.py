@@ -1,5 +1,5 @@
-"""The DARTS and ARNAS supernets (spaces/_supernet.py): sizes of the official search models, and a
-supernet with one-hot mixture weights computing its discrete network."""
+"""The DARTS, ARNAS and NB201 supernets (spaces/_supernet.py): sizes of the official search models,
+and a supernet with one-hot mixture weights computing its discrete network."""
 from __future__ import annotations
 
 import pytest
@@ -7,9 +7,11 @@ import torch
 
 from robustnas.spaces._darts_ops import ArnasNetwork, DartsNetwork
 from robustnas.spaces._genotypes import ARNAS, DARTS_V2
-from robustnas.spaces._supernet import CellSupernet
+from robustnas.spaces._nb201_net import NB201Network
+from robustnas.spaces._supernet import CellSupernet, NB201Supernet
 from robustnas.spaces.arnas import ARNAS_OPS
 from robustnas.spaces.darts import PRIMITIVES
+from robustnas.spaces.nb201 import NB201Arch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,3 +75,26 @@ def test_weights_the_supernet_cannot_hold_are_refused():
     # DARTS_V2's first pair, sep_conv_3x3 from input 0, is edge 0, op 4 of the supernet
     with pytest.raises(ValueError, match=r"cells.0._ops.0._ops.4.op.3.weight: the supernet has no such weight"):
         supernet.take_weights(discrete, DARTS_V2)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("ops", [(1, 2, 3, 4, 0, 1), (2, 2, 2, 2, 2, 2), (4, 3, 1, 0, 3, 0)])  # every op, none too
+def test_nb201_one_hot_weights_compute_the_nb201_network(mode, ops):
+    arch = NB201Arch(ops)
+    torch.manual_seed(0)
+    discrete = NB201Network(arch, num_classes=10, channels=4, cells_per_stage=2)
+    supernet = NB201Supernet(num_classes=10, channels=4, cells_per_stage=2)
+    supernet.take_weights(discrete, arch)
+    discrete.train(mode == "train")
+    supernet.train(mode == "train")
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(supernet(x, supernet.one_hot(arch)), discrete(x))
+
+
+def test_nb201_supernet_alphas_and_weights_are_separate():
+    supernet = NB201Supernet(num_classes=10, channels=16, cells_per_stage=5)
+    assert [tuple(a.shape) for a in supernet.arch_parameters()] == [(6, 5)]
+    alphas = {id(a) for a in supernet.arch_parameters()}
+    assert not alphas & {id(p) for p in supernet.weight_parameters()}
+    assert len(supernet.weight_parameters()) + 1 == len(list(supernet.parameters()))

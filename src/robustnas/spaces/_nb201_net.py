@@ -11,6 +11,8 @@ The network also answers what the CRoZe proxy reads (``feature_taps``, ``layer_t
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -21,13 +23,13 @@ __all__ = ["NB201Network"]
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv (no bias) -> BN, the NB201 ``nor_conv`` op."""
+    """ReLU -> Conv (no bias) -> BN, the NB201 ``nor_conv`` op (affine-free BN in search cells)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
 
@@ -38,16 +40,16 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
-def make_op(name: str, channels: int) -> nn.Module:
+def make_op(name: str, channels: int, affine: bool = True) -> nn.Module:
     """One NB201 edge op at stride 1 with ``channels`` in and out."""
     if name == "skip_connect":
         return nn.Identity()
     if name == "none":
         return Zero()
     if name == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3, 1, 1)
+        return ReLUConvBN(channels, channels, 3, 1, 1, affine)
     if name == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1, 1, 0)
+        return ReLUConvBN(channels, channels, 1, 1, 0, affine)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     raise ValueError(f"unknown NB201 op {name!r}")
@@ -93,6 +95,10 @@ class NB201Network(nn.Module):
     def __init__(self, arch: NB201Arch, num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5):
         super().__init__()
         self.arch = arch
+        self._build(lambda width: Cell(arch, width), num_classes, channels, cells_per_stage)
+
+    def _build(self, make_cell: Callable[[int], nn.Module], num_classes: int, channels: int, cells_per_stage: int) -> None:
+        """The skeleton around ``make_cell(width)`` cells (the supernet builds it with mixed cells)."""
         self.stem = nn.Sequential(
             nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
         )
@@ -102,7 +108,7 @@ class NB201Network(nn.Module):
             if stage > 0:
                 layers.append(ResidualReduction(width, width * 2))
                 width *= 2
-            layers.extend(Cell(arch, width) for _ in range(cells_per_stage))
+            layers.extend(make_cell(width) for _ in range(cells_per_stage))
         self.cells = nn.ModuleList(layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)

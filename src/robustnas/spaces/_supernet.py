@@ -1,4 +1,4 @@
-"""Supernets of the DARTS-style spaces for differentiable search (DARTS §2.2, ARNAS spec §B.1).
+"""Supernets for differentiable search: DARTS-style spaces (DARTS §2.2, ARNAS spec §B.1) and NB201.
 
 Every edge of a cell is a mixed operation, ``sum_o softmax(alpha_edge)_o * o(x)``, over the space's
 primitives built with affine-free BN (pooling followed by an affine-free BN, the DARTS convention);
@@ -8,18 +8,24 @@ edges for 4 nodes), and outputs the concat of its intermediate nodes. Each cell 
 [edges, ops], initialised 1e-3 * N(0, 1). The macro skeleton is the space's evaluation network
 (stem 3x3 conv to 3C + BN, reductions at ⌊L/3⌋ and ⌊2L/3⌋, the space's widths), no auxiliary head.
 
+NB201's supernet (``NB201Supernet``) is its skeleton with a mixed edge over the 5 ops on each of
+the 6 edges of every cell and one shared alpha [6, 5]; its pooling has no extra BN (as NB201).
+
 ``weight_parameters()`` and ``arch_parameters()`` separate the two sets the search optimises;
 ``forward(x, weights=...)`` takes explicit mixture weights per cell type instead of the softmax of
 the alphas (one-hot rows select one op; a zero row switches an edge off).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
 from robustnas.spaces._darts_ops import FactorizedReduce, ReLUConvBN, make_op
+from robustnas.spaces._nb201_net import NB201Network
+from robustnas.spaces._nb201_net import make_op as nb201_op
+from robustnas.spaces.nb201 import EDGES, OPS, NB201Arch
 
 ALPHA_INIT_SCALE = 1e-3
 NODES = 4
@@ -31,19 +37,24 @@ def edges_of(nodes: int) -> int:
 
 
 class MixedOp(nn.Module):
-    """One edge: every primitive on ``channels`` channels, weighted and summed."""
+    """One edge: its candidate ops, weighted and summed (ops with a weight of exactly 0 and no
+    gradient are skipped: a one-hot row computes its one op)."""
 
-    def __init__(self, ops: Sequence[str], channels: int, stride: int) -> None:
+    def __init__(self, ops: Iterable[nn.Module]) -> None:
         super().__init__()
-        self._ops = nn.ModuleList()
-        for name in ops:
-            op = make_op(name, channels, stride, affine=False)
-            if "pool" in name:
-                op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
-            self._ops.append(op)
+        self._ops = nn.ModuleList(ops)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return sum(w * op(x) for w, op in zip(weights, self._ops) if w.requires_grad or w != 0)
+
+
+def darts_edge(ops: Sequence[str], channels: int, stride: int) -> MixedOp:
+    """A DARTS-style edge: affine-free BN, pooling followed by an affine-free BN (DARTS convention)."""
+    modules = []
+    for name in ops:
+        op = make_op(name, channels, stride, affine=False)
+        modules.append(nn.Sequential(op, nn.BatchNorm2d(channels, affine=False)) if "pool" in name else op)
+    return MixedOp(modules)
 
 
 class SearchCell(nn.Module):
@@ -59,7 +70,7 @@ class SearchCell(nn.Module):
             self.preprocess0 = ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=False)
         self._ops = nn.ModuleList(
-            MixedOp(ops, channels, 2 if reduction and source < 2 else 1)
+            darts_edge(ops, channels, 2 if reduction and source < 2 else 1)
             for node in range(NODES)
             for source in range(2 + node)
         )
@@ -129,23 +140,14 @@ class CellSupernet(nn.Module):
     def take_weights(self, discrete: nn.Module, genotype) -> None:
         """Copy a discrete network's weights (same C and layers; a GenotypeNetwork of ``genotype``)
         into the ops ``genotype`` keeps, the preprocessing, stem and classifier."""
-        state = {}
-        for name, value in discrete.state_dict().items():
-            parts = name.split(".")
+
+        def where(parts: list[str]) -> list[str]:
             if parts[0] == "cells" and parts[2] == "_ops":
-                cell, pair = int(parts[1]), int(parts[3])
-                kind = self._layout[cell]
-                edge, op = _kept_edges(getattr(genotype, kind))[pair]
-                name = ".".join(["cells", parts[1], "_ops", str(edge), "_ops", str(self.ops.index(op)), *parts[4:]])
-            state[name] = value
-        own = self.state_dict()
-        # the supernet's BN is affine-free: the discrete network's BN scales and shifts must be 1 and 0
-        extra = {name: value for name, value in state.items() if name not in own}
-        changed = [name for name, value in extra.items() if not _identity_affine(name, value)]
-        if changed:
-            raise ValueError(f"{changed[0]}: the supernet has no such weight (affine BN must be 1 and 0 here)")
-        own.update({name: value for name, value in state.items() if name in own})
-        self.load_state_dict(own)
+                edge, op = _kept_edges(getattr(genotype, self._layout[int(parts[1])]))[int(parts[3])]
+                return ["cells", parts[1], "_ops", str(edge), "_ops", str(self.ops.index(op)), *parts[4:]]
+            return parts
+
+        _transfer(self, discrete, where)
 
 
 def _kept_edges(pairs: Sequence[tuple[str, int]]) -> list[tuple[int, str]]:
@@ -156,3 +158,68 @@ def _kept_edges(pairs: Sequence[tuple[str, int]]) -> list[tuple[int, str]]:
 def _identity_affine(name: str, value: torch.Tensor) -> bool:
     """A BN scale of ones or shift of zeros: the affine-free BN of the supernet computes the same."""
     return (name.endswith(".weight") and bool((value == 1).all())) or (name.endswith(".bias") and bool((value == 0).all()))
+
+
+def _transfer(supernet: nn.Module, discrete: nn.Module, where: Callable[[list[str]], list[str]]) -> None:
+    """Load ``discrete``'s state into ``supernet``, each name moved by ``where``; the discrete
+    network's affine BN scales and shifts, which the supernet's affine-free BN lacks, must be 1 and 0."""
+    state = {".".join(where(name.split("."))): value for name, value in discrete.state_dict().items()}
+    own = supernet.state_dict()
+    changed = [name for name, value in state.items() if name not in own and not _identity_affine(name, value)]
+    if changed:
+        raise ValueError(f"{changed[0]}: the supernet has no such weight (affine BN must be 1 and 0 here)")
+    own.update({name: value for name, value in state.items() if name in own})
+    supernet.load_state_dict(own)
+
+
+class NB201Supernet(NB201Network):
+    """The NAS-Bench-201 supernet: the NB201 skeleton (stem, 3 stages of N cells, residual
+    reductions, head) whose cells have a mixed edge over the 5 ops on each of their 6 edges, with
+    affine-free BN, and one alpha [6, 5] shared by every cell (columns in ``nb201.OPS`` order)."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5) -> None:
+        nn.Module.__init__(self)
+        self._build(NB201SearchCell, num_classes, channels, cells_per_stage)
+        self.alphas = nn.ParameterDict({"cell": nn.Parameter(ALPHA_INIT_SCALE * torch.randn(len(EDGES), len(OPS)))})
+
+    arch_parameters = CellSupernet.arch_parameters
+    weight_parameters = CellSupernet.weight_parameters
+    mixture_weights = CellSupernet.mixture_weights
+
+    def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        weights = self.mixture_weights() if weights is None else weights
+        x = self.stem(x)
+        for cell in self.cells:
+            x = cell(x, weights["cell"]) if isinstance(cell, NB201SearchCell) else cell(x)
+        return self.classifier(self.global_pooling(self.lastact(x)).flatten(1))
+
+    def one_hot(self, arch: NB201Arch) -> dict[str, torch.Tensor]:
+        """Mixture weights selecting ``arch``: row e is the one-hot of its op on edge e."""
+        return {"cell": torch.eye(len(OPS))[list(arch.ops)]}
+
+    def take_weights(self, discrete: NB201Network, arch: NB201Arch) -> None:
+        """Copy an NB201 network's weights (same sizes, architecture ``arch``) into the ops it uses."""
+
+        def where(parts: list[str]) -> list[str]:
+            if parts[0] == "cells" and parts[2] == "edges":
+                return [*parts[:4], "_ops", str(arch.ops[int(parts[3])]), *parts[4:]]
+            return parts
+
+        _transfer(self, discrete, where)
+
+
+class NB201SearchCell(nn.Module):
+    """An NB201 cell with a mixed edge on each of its 6 edges (node j = sum_i edge_ij(node i))."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList(MixedOp(nb201_op(name, channels, affine=False) for name in OPS) for _ in EDGES)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        nodes = {1: x}
+        for target in (2, 3, 4):
+            nodes[target] = sum(
+                edge(nodes[source], weights[e]) for e, (edge, (source, dest)) in enumerate(zip(self.edges, EDGES))
+                if dest == target
+            )
+        return nodes[4]
