@@ -8,9 +8,9 @@ import torch
 from robustnas.spaces._darts_ops import ArnasNetwork, DartsNetwork
 from robustnas.spaces._genotypes import ARNAS, DARTS_V2
 from robustnas.spaces._nb201_net import NB201Network
-from robustnas.spaces._supernet import CellSupernet, NB201Supernet
+from robustnas.spaces._supernet import CellSupernet, NB201Supernet, _kept_edges
 from robustnas.spaces.arnas import ARNAS_OPS
-from robustnas.spaces.darts import PRIMITIVES
+from robustnas.spaces.darts import PRIMITIVES, DartsGenotype
 from robustnas.spaces.nb201 import NB201Arch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -98,3 +98,37 @@ def test_nb201_supernet_alphas_and_weights_are_separate():
     alphas = {id(a) for a in supernet.arch_parameters()}
     assert not alphas & {id(p) for p in supernet.weight_parameters()}
     assert len(supernet.weight_parameters()) + 1 == len(list(supernet.parameters()))
+
+
+def alphas_of(supernet, genotype):
+    """Alphas whose DARTS discretisation is ``genotype``: each kept pair strong, the first of a node stronger."""
+    with torch.no_grad():
+        for kind, alpha in supernet.alphas.items():
+            alpha.zero_()
+            for position, (edge, op) in enumerate(_kept_edges(getattr(genotype, kind))):
+                alpha[edge, supernet.ops.index(op)] = 5.0 - (position % 2)
+
+
+@pytest.mark.parametrize(("network", "ops", "genotype"), [(DartsNetwork, PRIMITIVES, DARTS_V2), (ArnasNetwork, ARNAS_OPS, ARNAS)])
+def test_the_darts_rule_reads_back_the_genotype_the_alphas_encode(network, ops, genotype):
+    supernet = CellSupernet(ops, network.layout(8, 5), 8, 10)
+    alphas_of(supernet, genotype)
+    assert supernet.genotype(type(genotype)) == genotype
+
+
+def test_the_darts_rule_ignores_none_and_keeps_the_first_of_ties():
+    supernet = CellSupernet(PRIMITIVES, DartsNetwork.layout(8, 5), 8, 10)
+    with torch.no_grad():
+        for alpha in supernet.arch_parameters():
+            alpha.zero_()
+            alpha[:, PRIMITIVES.index("none")] = 9.0  # none dominates every edge, and is never chosen
+    genotype = supernet.genotype(DartsGenotype)
+    # all other ops tie: the first op after none (max_pool_3x3) on the first two inputs of every node
+    assert genotype.normal == (("max_pool_3x3", 0), ("max_pool_3x3", 1)) * 4
+
+
+def test_nb201_discretisation_is_the_argmax_of_every_edge():
+    supernet = NB201Supernet(num_classes=10, channels=4, cells_per_stage=1)
+    with torch.no_grad():
+        supernet.alphas["cell"].copy_(torch.eye(5)[[1, 2, 3, 4, 0, 2]] * 3.0)
+    assert supernet.arch() == NB201Arch((1, 2, 3, 4, 0, 2))

@@ -129,6 +129,27 @@ class CellSupernet(nn.Module):
         return self.classifier(self.global_pooling(s1).flatten(1))
 
     # ---- a discrete architecture inside the supernet ---------------------------------------------
+    def genotype(self, genotype_type: type):
+        """The DARTS discretisation (DARTS code ``genotype()``, ARNAS spec §B.4): per cell type and
+        node, the 2 incoming edges whose strongest op other than ``none`` weighs most (stable for
+        ties), each with that op; pairs strongest first; concat of all intermediate nodes."""
+        fields = {}
+        for kind, weights in self.mixture_weights().items():
+            fields[kind] = tuple(pair for node in range(NODES) for pair in self._node_pairs(weights.detach(), node))
+            fields[f"{kind}_concat"] = tuple(range(2, 2 + NODES))
+        return genotype_type(**fields)
+
+    def _node_pairs(self, weights: torch.Tensor, node: int) -> list[tuple[str, int]]:
+        start = edges_of(node)
+        candidates = [k for k, op in enumerate(self.ops) if op != "none"]
+
+        def best_op(edge: int) -> int:
+            row = weights[start + edge]
+            return max(candidates, key=lambda k: (float(row[k]), -k))  # the first of equal weights
+
+        edges = sorted(range(2 + node), key=lambda edge: -float(weights[start + edge, best_op(edge)]))[:2]
+        return [(self.ops[best_op(edge)], edge) for edge in edges]
+
     def one_hot(self, genotype) -> dict[str, torch.Tensor]:
         """Mixture weights selecting ``genotype``: per kept (op, input) pair a 1, every other entry 0."""
         weights = {kind: torch.zeros(edges_of(NODES), len(self.ops)) for kind in self.cell_types}
@@ -192,6 +213,11 @@ class NB201Supernet(NB201Network):
         for cell in self.cells:
             x = cell(x, weights["cell"]) if isinstance(cell, NB201SearchCell) else cell(x)
         return self.classifier(self.global_pooling(self.lastact(x)).flatten(1))
+
+    def arch(self) -> NB201Arch:
+        """The discretisation of NB201 searches: the argmax op of every edge (the first of ties)."""
+        weights = self.mixture_weights()["cell"].detach()
+        return NB201Arch(tuple(int(torch.argmax(row)) for row in weights))
 
     def one_hot(self, arch: NB201Arch) -> dict[str, torch.Tensor]:
         """Mixture weights selecting ``arch``: row e is the one-hot of its op on edge e."""
