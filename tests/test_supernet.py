@@ -132,3 +132,16 @@ def test_nb201_discretisation_is_the_argmax_of_every_edge():
     with torch.no_grad():
         supernet.alphas["cell"].copy_(torch.eye(5)[[1, 2, 3, 4, 0, 2]] * 3.0)
     assert supernet.arch() == NB201Arch((1, 2, 3, 4, 0, 2))
+
+
+def test_spaces_offer_their_search_supernets():
+    from robustnas import spaces
+    from robustnas.errors import RobustnasError
+
+    arnas = spaces.get("arnas").supernet(10)  # C=24, 8 cells: the ARNAS search
+    assert sum(p.numel() for p in arnas.weight_parameters()) == 1_882_930
+    assert isinstance(spaces.get("arnas").discretize(arnas), type(ARNAS))
+    assert sum(p.numel() for p in spaces.get("darts").supernet(10).weight_parameters()) == 1_930_618
+    assert [tuple(a.shape) for a in spaces.get("nb201").supernet(10, channels=4).arch_parameters()] == [(6, 5)]
+    with pytest.raises(RobustnasError, match="the croze-darts space has no supernet; differentiable search needs one of arnas, darts, nb201"):
+        spaces.get("croze-darts").supernet(10)

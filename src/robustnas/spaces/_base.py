@@ -55,6 +55,7 @@ class Space(abc.ABC):
     formats: ClassVar[tuple[str, ...]] = ("string", "json")
     enumerable: ClassVar[bool] = False
     has_benchmark: ClassVar[bool] = False
+    supernet_sizes: ClassVar[dict[str, Any] | None] = None  # the search supernet's sizes, where it has one
 
     # ---- encodings ---------------------------------------------------------------------------
     @abc.abstractmethod
@@ -197,6 +198,15 @@ class Space(abc.ABC):
         """The network of ``arch`` (an ``nn.Module`` returning logits) with ``default_sizes``
         overridden by ``sizes``."""
 
+    def supernet(self, num_classes: int, **sizes: Any):
+        """The space's supernet for differentiable search (``supernet_sizes`` overridden by ``sizes``):
+        an ``nn.Module`` with ``arch_parameters()``, ``weight_parameters()`` and ``forward(x)``."""
+        raise RobustnasError(f"the {self.name} space has no supernet; differentiable search needs one of {_with_supernet()}")
+
+    def discretize(self, supernet: Any) -> Arch:
+        """The architecture a trained supernet of this space stands for."""
+        raise RobustnasError(f"the {self.name} space has no supernet; differentiable search needs one of {_with_supernet()}")
+
     def sizes_for(self, dataset: str) -> dict[str, Any]:
         """The standard evaluation sizes on ``dataset`` (default: ``default_sizes``)."""
         return dict(self.default_sizes)
@@ -237,6 +247,10 @@ def names() -> tuple[str, ...]:
 def list_spaces() -> dict[str, str]:
     """Name -> one-line summary of every registered space, sorted by name."""
     return {name: REGISTRY[name].summary for name in names()}
+
+
+def _with_supernet() -> str:
+    return ", ".join(name for name in sorted(REGISTRY) if REGISTRY[name].supernet_sizes is not None)
 
 
 def read_text_file(path: Path) -> str:

@@ -70,7 +70,8 @@ class ArnasSpace(CellSpace):
     label = "ARNAS"
     summary = "ARNAS accurate + reduction + robust cells (Ou et al. 2024), C=64, 20 cells"
     default_sizes = {"C": 64, "layers": 20}
-    GENOTYPE = ArnasGenotype
+    supernet_sizes = {"C": 24, "layers": 8}  # the ARNAS search (spec §B.3)
+    GENOTYPE, NETWORK = ArnasGenotype, "ArnasNetwork"
 
     def sizes_for(self, dataset: str) -> dict[str, Any]:
         from robustnas.data._names import TINY_IMAGENET, canonical_dataset
@@ -78,11 +79,6 @@ class ArnasSpace(CellSpace):
         if canonical_dataset(dataset) == TINY_IMAGENET:
             return {"C": 84, "layers": 14}  # ARNAS_train_eval/train_tiny_imagenet
         return dict(self.default_sizes)
-
-    def network(self, arch: Any, num_classes: int, **sizes: Any):
-        from robustnas.spaces._darts_ops import ArnasNetwork
-
-        return ArnasNetwork(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
 
 
 register(ArnasSpace())

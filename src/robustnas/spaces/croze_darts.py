@@ -181,7 +181,7 @@ class CrozeDartsSpace(CellSpace):
     label = "CRoZe-DARTS"
     summary = "CRoZe's DARTS-like space (Ha et al. 2023): 7-node cells, 10 ops, free concat, <= 6 M params"
     default_sizes = dict(STANDARD_SIZES)
-    GENOTYPE = CrozeDartsGenotype
+    GENOTYPE, NETWORK = CrozeDartsGenotype, "DartsNetwork"  # no supernet: CRoZe searches by sampling
 
     def admissible(self, arch: Any) -> bool:
         return params_m(self.parse(arch)) <= MAX_PARAMS_M
@@ -223,11 +223,6 @@ class CrozeDartsSpace(CellSpace):
             fields[cell] = tuple((params[f"{cell}_op{k}"], source) for k, source in enumerate(INPUTS))
             fields[f"{cell}_concat"] = tuple(int(n) for n in str(params[f"{cell}_concat"]).split(","))
         return CrozeDartsGenotype(**fields)
-
-    def network(self, arch: Any, num_classes: int, **sizes: Any):
-        from robustnas.spaces._darts_ops import DartsNetwork
-
-        return DartsNetwork(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
 
 
 def _concat_text(concat: tuple[int, ...]) -> str:

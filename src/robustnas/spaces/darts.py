@@ -379,6 +379,27 @@ class CellSpace(Space):
     """
 
     GENOTYPE: ClassVar[type[CellGenotype]]
+    NETWORK: ClassVar[str]  # the evaluation network's class in spaces/_darts_ops.py
+
+    def network(self, arch: Any, num_classes: int, **sizes: Any):
+        return self._network_type()(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
+
+    def supernet(self, num_classes: int, **sizes: Any):
+        """The DARTS-style supernet over ``GENOTYPE.OPS`` with the evaluation network's layout."""
+        if self.supernet_sizes is None:
+            return super().supernet(num_classes, **sizes)
+        from robustnas.spaces._supernet import CellSupernet
+
+        size = self.supernet_sizes | sizes
+        return CellSupernet(self.GENOTYPE.OPS, self._network_type().layout(size["C"], size["layers"]), size["C"], num_classes)
+
+    def discretize(self, supernet: Any) -> CellGenotype:
+        return supernet.genotype(self.GENOTYPE)
+
+    def _network_type(self) -> type:
+        import importlib
+
+        return getattr(importlib.import_module("robustnas.spaces._darts_ops"), self.NETWORK)
 
     def parse_value(self, value: Any) -> CellGenotype:
         return self.GENOTYPE.parse(value)
@@ -441,12 +462,8 @@ class DartsSpace(CellSpace):
     label = "DARTS"
     summary = "DARTS normal + reduction cells (Liu et al. 2019), C=36, 20 cells"
     default_sizes = {"C": 36, "layers": 20}
-    GENOTYPE = DartsGenotype
-
-    def network(self, arch: Any, num_classes: int, **sizes: Any):
-        from robustnas.spaces._darts_ops import DartsNetwork
-
-        return DartsNetwork(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
+    supernet_sizes = {"C": 16, "layers": 8}  # the DARTS search (DARTS §3.1.1)
+    GENOTYPE, NETWORK = DartsGenotype, "DartsNetwork"
 
 
 register(DartsSpace())

@@ -305,6 +305,7 @@ class NB201Space(Space):
     formats = ("tuple", "string", "index", "json")
     enumerable = True
     has_benchmark = True
+    supernet_sizes = {"channels": 16, "cells_per_stage": 5}  # DARTS on NB201 (Dong & Yang 2020)
 
     def parse_value(self, value: Any) -> NB201Arch:
         return NB201Arch.parse(value)
@@ -365,6 +366,15 @@ class NB201Space(Space):
         from robustnas.spaces._nb201_net import NB201Network
 
         return NB201Network(self.parse(arch), num_classes=num_classes, **(self.default_sizes | sizes))
+
+    def supernet(self, num_classes: int, **sizes: Any):
+        """The NB201 skeleton with a mixed edge over the 5 ops on every edge (one alpha 6 x 5)."""
+        from robustnas.spaces._supernet import NB201Supernet
+
+        return NB201Supernet(num_classes, **(self.supernet_sizes | sizes))
+
+    def discretize(self, supernet: Any) -> NB201Arch:
+        return supernet.arch()
 
 
 register(NB201Space())

@@ -7,8 +7,8 @@
 The checks hold a space to the promises the rest of robustnas relies on: every encoding reads back
 to the same architecture, keys are canonical and stable, random moves are deterministic per seed
 and never change their input, the flat (Optuna) encoding round-trips and every assignment of it
-decodes, networks return logits for the asked class count, and bad input is a one-line
-``RobustnasError``. ``sizes`` makes the network check fast (e.g. ``{"C": 4, "layers": 5}``).
+decodes, networks return logits for the asked class count, a supernet (where the space has one)
+discretises to an architecture of the space, and bad input is a one-line ``RobustnasError``. ``sizes`` makes the network check fast (e.g. ``{"C": 4, "layers": 5}``).
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def check_space(space: str | Space, sizes: dict[str, Any] | None = None, samples
     ):  # fmt: skip
         check(space, samples)
     check_network(space, sizes or {})
+    check_supernet(space, sizes or {})
 
 
 def _archs(space: Space, count: int, seed: int = 0) -> list[Any]:
@@ -160,6 +161,27 @@ def check_network(space: Space, sizes: dict[str, Any]) -> None:
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first), (
         f"{space.name}: the same torch seed built different weights"
     )
+
+
+def check_supernet(space: Space, sizes: dict[str, Any]) -> None:
+    """A space with ``supernet_sizes`` gives a supernet (logits, alphas apart from the weights) whose
+    discretisation is an architecture of the space; one without refuses in one line."""
+    import torch
+
+    if space.supernet_sizes is None:
+        _assert_one_line_error(lambda: space.supernet(3), f"{space.name}: supernet() of a space without one")
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        supernet = space.supernet(3, **sizes)
+        logits = supernet(torch.randn(2, 3, 32, 32))
+    assert tuple(logits.shape) == (2, 3), f"{space.name}: supernet logits have shape {tuple(logits.shape)}"
+    alphas = {id(p) for p in supernet.arch_parameters()}
+    weights = {id(p) for p in supernet.weight_parameters()}
+    assert alphas and not alphas & weights, f"{space.name}: the supernet's alphas must be apart from its weights"
+    assert alphas | weights == {id(p) for p in supernet.parameters()}, f"{space.name}: a supernet parameter is neither"
+    arch = space.discretize(supernet)
+    assert space.parse(str(arch)) == arch, f"{space.name}: discretize() gave {arch}, not an architecture of the space"
 
 
 def _assert_one_line_error(call: Any, what: str) -> None:
