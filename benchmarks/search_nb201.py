@@ -1,6 +1,6 @@
 """Proxy- and predictor-guided search on NB201 / CIFAR-10, judged by the benchmark (issue 6 §3).
 
-Every strategy x objective runs through the real runner (``robustnas.search._run.search``, a fresh
+Every strategy x objective runs through the real runner (``robustnas.search.search``, a fresh
 store per method and seed) for --seeds seeds and --budget distinct evaluations. Proxy values are
 looked up in stored scoring runs (``TableProxies``) instead of computed, so the whole benchmark
 takes minutes on a CPU; the compute a live search would spend is estimated from the measured
@@ -559,7 +559,7 @@ def markdown(command: str, meta: dict[str, Any], summary: pd.DataFrame, compare:
         f"{meta['seeds']} seeds (0..{meta['seeds'] - 1}) per method, budget {meta['budget']} distinct architectures; "
         f"the best-so-far architecture after {', '.join(map(str, meta['checkpoints']))} evaluations is read off "
         "prefixes of one run (strategies are deterministic; checked: " + "; ".join(meta["prefix_checks"]) + "). "
-        "Every run goes through `robustnas.search._run.search` with a fresh store. Reported: the found "
+        "Every run goes through `robustnas.search.search` with a fresh store. Reported: the found "
         "architecture's CIFAR-10 benchmark accuracy and its mid-rank percentile among the 6,466 unique "
         "architectures (`run.benchmark_record`); for NSGA-II, the Pareto member with the best predictor value "
         "(as `result.json`'s `best_arch`).", "",

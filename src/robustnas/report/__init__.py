@@ -1,9 +1,23 @@
-"""Reports: tables and figures for people to read."""
+"""Reports: tables and figures for people to read, and the robustness-prediction study.
+
+    from robustnas.report import run_study, graph_frame, markdown_table
+"""
 from __future__ import annotations
 
+import importlib
 import math
+from typing import Any
 
 import pandas as pd
+
+__all__ = ["format_cell", "graph_frame", "markdown_table", "run_study"]
+_STUDY = ("graph_frame", "run_study")  # loaded on first use: the study imports scikit-learn and matplotlib
+
+
+def __getattr__(name: str) -> Any:
+    if name in _STUDY:
+        return getattr(importlib.import_module("robustnas.report._study"), name)
+    raise AttributeError(f"module 'robustnas.report' has no attribute {name!r}")
 
 
 def format_cell(value: object, float_format: str = "{:.4g}") -> str:

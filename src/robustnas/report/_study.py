@@ -466,7 +466,7 @@ def _write_study(dataset: str, source: str, runs: list[Path], out: Path, command
              "load one with `robustnas.predict.Predictor.load(path)` (no pickle) and call `.predict(frame)`:")
     doc.bullets(["`predictor.npz`: the proxies above as features (a frame with those columns);",
                  "`predictor-graph.npz`: the cell-graph features, no network needed: "
-                 "`robustnas.report._study.graph_frame(pd.Index(nb201_indices))` builds its input."])
+                 "`robustnas.report.graph_frame(pd.Index(nb201_indices))` builds its input."])
     doc.text(f"Study time: {time.perf_counter() - started:.0f} s.")
     markdown, _ = doc.write(out)
     return markdown

@@ -236,7 +236,11 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> Space:
     """The registered space ``name``, or a one-line error listing the known ones."""
-    return name if isinstance(name, Space) else lookup(dict(sorted(REGISTRY.items())), name, "search space")
+    if isinstance(name, Space):
+        return name
+    if name in REGISTRY:  # the common case: no sorted copy for the error message
+        return REGISTRY[name]
+    return lookup(dict(sorted(REGISTRY.items())), name, "search space")
 
 
 def names() -> tuple[str, ...]:

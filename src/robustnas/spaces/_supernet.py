@@ -37,15 +37,15 @@ def edges_of(nodes: int) -> int:
 
 
 class MixedOp(nn.Module):
-    """One edge: its candidate ops, weighted and summed (ops with a weight of exactly 0 and no
-    gradient are skipped: a one-hot row computes its one op)."""
+    """One edge: its candidate ops, weighted and summed (a weight of 0 adds an exact 0, so one-hot
+    weights compute the one op)."""
 
     def __init__(self, ops: Iterable[nn.Module]) -> None:
         super().__init__()
         self._ops = nn.ModuleList(ops)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return sum(w * op(x) for w, op in zip(weights, self._ops) if w.requires_grad or w != 0)
+        return sum(w * op(x) for w, op in zip(weights, self._ops))
 
 
 def darts_edge(ops: Sequence[str], channels: int, stride: int) -> MixedOp:
@@ -85,7 +85,27 @@ class SearchCell(nn.Module):
         return torch.cat(states[-NODES:], dim=1)
 
 
-class CellSupernet(nn.Module):
+class _Alphas:
+    """What every supernet answers about its architecture parameters (``self.alphas``, a
+    ParameterDict of one alpha per cell type)."""
+
+    alphas: nn.ParameterDict
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The alpha tensors, one per cell type."""
+        return list(self.alphas.values())
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Every parameter but the alphas."""
+        alphas = {id(alpha) for alpha in self.alphas.values()}
+        return [p for p in self.parameters() if id(p) not in alphas]
+
+    def mixture_weights(self) -> dict[str, torch.Tensor]:
+        """softmax(alpha) over the ops of each edge, per cell type."""
+        return {kind: torch.softmax(alpha, dim=-1) for kind, alpha in self.alphas.items()}
+
+
+class CellSupernet(_Alphas, nn.Module):
     """The supernet of a DARTS-style space: ``layout`` gives (cell type, channels) per cell."""
 
     def __init__(self, ops: Sequence[str], layout: Sequence[tuple[str, int]], C: int, num_classes: int) -> None:
@@ -107,19 +127,6 @@ class CellSupernet(nn.Module):
         self.alphas = nn.ParameterDict(
             {kind: nn.Parameter(ALPHA_INIT_SCALE * torch.randn(shape)) for kind in self.cell_types}
         )
-
-    def arch_parameters(self) -> list[nn.Parameter]:
-        """The alpha tensors, one per cell type."""
-        return list(self.alphas.values())
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        """Every parameter but the alphas."""
-        alphas = {id(alpha) for alpha in self.alphas.values()}
-        return [p for p in self.parameters() if id(p) not in alphas]
-
-    def mixture_weights(self) -> dict[str, torch.Tensor]:
-        """softmax(alpha) over the ops of each edge, per cell type."""
-        return {kind: torch.softmax(alpha, dim=-1) for kind, alpha in self.alphas.items()}
 
     def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         weights = self.mixture_weights() if weights is None else weights
@@ -193,7 +200,7 @@ def _transfer(supernet: nn.Module, discrete: nn.Module, where: Callable[[list[st
     supernet.load_state_dict(own)
 
 
-class NB201Supernet(NB201Network):
+class NB201Supernet(_Alphas, NB201Network):
     """The NAS-Bench-201 supernet: the NB201 skeleton (stem, 3 stages of N cells, residual
     reductions, head) whose cells have a mixed edge over the 5 ops on each of their 6 edges, with
     affine-free BN, and one alpha [6, 5] shared by every cell (columns in ``nb201.OPS`` order)."""
@@ -202,10 +209,6 @@ class NB201Supernet(NB201Network):
         nn.Module.__init__(self)
         self._build(NB201SearchCell, num_classes, channels, cells_per_stage)
         self.alphas = nn.ParameterDict({"cell": nn.Parameter(ALPHA_INIT_SCALE * torch.randn(len(EDGES), len(OPS)))})
-
-    arch_parameters = CellSupernet.arch_parameters
-    weight_parameters = CellSupernet.weight_parameters
-    mixture_weights = CellSupernet.mixture_weights
 
     def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         weights = self.mixture_weights() if weights is None else weights
