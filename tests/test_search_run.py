@@ -276,7 +276,7 @@ def test_search_help_lists_the_strategies_and_their_options(capsys, monkeypatch)
     with pytest.raises(SystemExit):
         main(["search", "--help"])
     text = capsys.readouterr().out
-    assert "{random,warmup-move,evolution,exhaustive,nsga2}" in text
+    assert "{random,warmup-move,evolution,exhaustive,nsga2,mgda}" in text
     for expected in ("warmup-move: init_pool=50", "sample_pool=5", "evolution: population=50", "exhaustive: batch=100",
                      "nsga2: population=20", "study_name=robustnas-search", "nsga2: NSGA-II"):
         assert expected in text, expected

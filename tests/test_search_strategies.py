@@ -69,7 +69,7 @@ def argmax(archs: list[Arch], objective: Callable[[Arch], float]) -> Arch:
 
 # ---- registry and options -----------------------------------------------------------------
 def test_registry_names_the_strategies():
-    assert names() == ("random", "warmup-move", "evolution", "exhaustive", "nsga2")
+    assert names() == ("random", "warmup-move", "evolution", "exhaustive", "nsga2", "mgda")
     assert type(make_strategy("warmup-move", NB201, 0, init_pool=3)) is WarmupMove
     assert type(make_strategy("evolution", NB201, 0, population=4, sample=2)) is RegularizedEvolution
     assert type(make_strategy("exhaustive", NB201, 0)) is Exhaustive

@@ -26,10 +26,10 @@ class LoopProgress:
         self.label, self.unit, self.enabled = label, unit, enabled
         self.bar = Progress(
             TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(), console=self.console, transient=transient,
+            TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=self.console, transient=transient,
             disable=not (enabled and self.console.is_terminal),
         )
-        self.task = self.bar.add_task(label, total=total, completed=done, rate="")
+        self.task = self.bar.add_task(label, total=total, completed=done, rate="", status="")
         self.total, self.done = total, done
         self.start = self.last_log = time.perf_counter()
         self.count = 0
@@ -38,17 +38,19 @@ class LoopProgress:
         self.bar.__enter__()
         return self.advance
 
-    def advance(self) -> None:
+    def advance(self, status: str = "") -> None:
+        """One more item done; ``status`` (e.g. the current losses) is shown after the bar and in the log line."""
         self.count += 1
         now = time.perf_counter()
         elapsed = max(now - self.start, 1e-9)
         rate = format_rate(self.count, elapsed, self.unit)
-        self.bar.update(self.task, advance=1, rate=rate)
+        self.bar.update(self.task, advance=1, rate=rate, status=status)
         if self.enabled and not self.console.is_terminal and now - self.last_log >= self.LOG_EVERY_S:
             self.last_log = now
             left = (self.total - self.done - self.count) * elapsed / self.count
             print(
-                f"{self.label}: {self.done + self.count}/{self.total} ({rate}, about {format_duration(left)} left)",
+                f"{self.label}: {self.done + self.count}/{self.total} ({rate}, about {format_duration(left)} left)"
+                + (f" {status}" if status else ""),
                 file=sys.stderr, flush=True,
             )
 

@@ -174,7 +174,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from robustnas.search._base import parse_options
-    from robustnas.search._run import SearchSettings, describe_result, run
+    from robustnas.search._run import SearchSettings, describe_result, plan, run
 
     settings = SearchSettings(
         space=args.space, dataset=args.dataset, strategy=args.strategy, objective=args.objective,
@@ -182,8 +182,20 @@ def cmd_search(args: argparse.Namespace) -> None:
         proxy_seed=args.proxy_seed, max_latency_ms=args.max_latency, latency_device=args.latency_device,
         options=parse_options(args.strategy, args.strategy_option),
     )
+    if args.dry_run:
+        _print_plan(plan(settings), args.json)
+        return
     result = run(settings, Path(args.out), runs=args.scores, storage=args.storage, device=args.device)
-    print(describe_result(result))
+    print(json.dumps(result, indent=2) if args.json else describe_result(result))
+
+
+def _print_plan(planned: dict, as_json: bool) -> None:
+    """--dry-run: the plan as one JSON object, or one ``key: value`` line per entry."""
+    if as_json:
+        print(json.dumps(planned, indent=2))
+        return
+    for key, value in planned.items():
+        print(f"{key}: {json.dumps(value) if isinstance(value, dict) else value}")
 
 
 # ---- demo --------------------------------------------------------------------------------------
@@ -356,15 +368,18 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
         + "; ".join(f"{name}: {_options_help(base.get(name))}" for name in base.names()),
     )
     search.add_argument(
-        "--objective", default="croze",
+        "--objective",
         help="a proxy (croze, synflow, ...); a weighted product W*P+W*P (log-linear); predictor:FILE.npz[:TARGET] "
         "(TARGET may sum outputs: clean+fgsm@1.0); "
         "bench:COLUMN (NB201 oracle, e.g. bench:pgd@1); latency:DEVICE (HW-NAS-Bench); "
-        f"comma-separated for several objectives ({base.multi_objective_names()}) (default croze)",
+        f"comma-separated for several objectives ({base.multi_objective_names()}) (default croze; "
+        "mgda's objectives are losses: --strategy-option objectives=...)",
     )
-    search.add_argument("--budget", type=int, default=100, help="architectures to evaluate (default 100)")
-    _seed_option(search, "the strategy")
-    _batch_size_option(search, 64, "images in the proxies' batch")
+    search.add_argument("--budget", type=int, help="architectures to evaluate (default 100; not for mgda: epochs=N)")
+    _seed_option(search, "the strategy (mgda: also the supernet's initialisation and the batches)")
+    search.add_argument(
+        "--batch-size", type=int, help="images in the proxies' batch (default 64); mgda: per step (default 32)"
+    )
     search.add_argument(
         "--proxy-seed", type=int, default=0,
         help="network initialisation and batch of the proxies, as robustnas score --seed (default 0)",
@@ -375,6 +390,11 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
     search.add_argument(
         "--storage", help="Optuna storage URL where nsga2 copies its study for sharing (default sqlite:///OUT/optuna.sqlite)"
     )
+    search.add_argument(
+        "--dry-run", action="store_true",
+        help="compute nothing: print the resolved settings (mgda: with the supernet's parameter counts and steps)",
+    )
+    _json_option(search, "the result (or the --dry-run plan) as one JSON object")
     _device_option(search)
     _run_dir_option(search)
     search.set_defaults(func=cmd_search)

@@ -1,7 +1,7 @@
 """Architecture search: strategies (ask/tell), objectives, and the resumable runner.
 
     from robustnas.search import make_strategy, names, run, SearchSettings
-    names()                                  # ('random', 'warmup-move', 'evolution', 'exhaustive', 'nsga2')
+    names()                                  # ('random', 'warmup-move', 'evolution', 'exhaustive', 'nsga2', 'mgda')
 
 Importing the package registers every built-in strategy; a new one is a ``Strategy`` subclass with
 ``@register`` (see README "Extending robustnas").
@@ -10,6 +10,7 @@ from typing import Any
 
 from robustnas.search import _strategies  # noqa: F401  (the classes register themselves, in this order)
 from robustnas.search import _nsga2  # noqa: F401
+from robustnas.search import _gradient  # noqa: F401
 from robustnas.search._base import (
     Option,
     Strategy,
@@ -23,7 +24,7 @@ from robustnas.search._base import (
 )
 
 # The runner and objectives load pandas: imported on first use, so the command line's help stays fast.
-_LAZY = {"SearchSettings": "_run", "run": "_run", "search": "_run", "parse_objective": "_objectives"}
+_LAZY = {"SearchSettings": "_run", "run": "_run", "plan": "_run", "search": "_run", "parse_objective": "_objectives"}
 
 __all__ = [
     "Option",
@@ -35,6 +36,7 @@ __all__ = [
     "names",
     "pareto_front",
     "parse_objective",
+    "plan",
     "register",
     "run",
     "search",

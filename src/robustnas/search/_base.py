@@ -69,6 +69,7 @@ class Strategy(ABC):
     summary: ClassVar[str]
     options: ClassVar[dict[str, str]] = {}
     multi_objective: ClassVar[bool] = False
+    differentiable: ClassVar[bool] = False  # trains a supernet (robustnas.search.run) instead of ask/tell
 
     def __init__(self, space: Space, seed: int) -> None:
         self.space = space

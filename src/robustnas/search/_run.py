@@ -24,13 +24,14 @@ from robustnas import spaces
 from robustnas.bench._names import CORRUPTIONS
 from robustnas.errors import RobustnasError
 from robustnas._files import atomic_write, replace_file, run_lock
-from robustnas.search._base import Strategy, make_strategy, pareto_front
+from robustnas.search._base import Strategy, get, make_strategy, pareto_front
 from robustnas.spaces import Arch, Space
 from robustnas.store import Key, Result, Store, config_hash
 
 RUN = "search"
 STORE_FILE = "store.sqlite"
 SETTINGS_FILE = "search.json"
+DEFAULT_OBJECTIVE, DEFAULT_BUDGET, PROXY_BATCH_SIZE = "croze", 100, 64
 STALL_ASKS = 1000  # asks in a row without a new architecture: the strategy has nothing new to offer
 # Benchmark columns reported for a found NB201 architecture (seed-003 / CRoZe targets)
 REPORTED = {"clean": "clean", "fgsm@8": "fgsm@8.0", "pgd@1": "pgd@1.0"}
@@ -181,11 +182,11 @@ class SearchSettings:
     space: str
     dataset: str
     strategy: str
-    objective: str
-    budget: int
-    seed: int  # the strategy's
-    data: str | None = None  # proxy batch source (None: the embedded CIFAR-10 sample)
-    batch_size: int = 64
+    objective: str | None = None  # None: croze (a differentiable strategy has losses instead)
+    budget: int | None = None  # None: 100 architectures (a differentiable strategy runs epochs)
+    seed: int = 0  # the strategy's
+    data: str | None = None  # proxy batch (differentiable: training images) source (None: the embedded CIFAR-10 sample)
+    batch_size: int | None = None  # None: 64 images per proxy batch, 32 per step of a differentiable search
     proxy_seed: int = 0  # network initialisation and batch of the proxies, as `robustnas score --seed`
     max_latency_ms: float | None = None
     latency_device: str = "edgegpu"
@@ -193,12 +194,28 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         from robustnas.data import data_path
+        from robustnas.search._base import get
 
         object.__setattr__(self, "data", data_path(self.data))
+        if get(self.strategy).differentiable:
+            from robustnas.search._gradient import BATCH_SIZE
+
+            defaults = {"batch_size": BATCH_SIZE}
+        else:
+            defaults = {"objective": DEFAULT_OBJECTIVE, "budget": DEFAULT_BUDGET, "batch_size": PROXY_BATCH_SIZE}
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
 
 def open_search(out: Path, settings: SearchSettings) -> Store:
     """Create or reopen RUN_DIR's store; a search with other settings there (the budget may grow) is an error."""
+    check_settings(out, settings)
+    return Store(out / STORE_FILE)
+
+
+def check_settings(out: Path, settings: SearchSettings) -> None:
+    """Create RUN_DIR; a search.json there with other settings (the budget may grow) is an error."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / SETTINGS_FILE
     if path.exists():
@@ -213,7 +230,6 @@ def open_search(out: Path, settings: SearchSettings) -> Store:
         if changed:
             diffs = ", ".join(f"{k} {stored.get(k)!r} -> {mine[k]!r}" for k in changed)
             raise RobustnasError(f"{out} holds a search with other settings ({diffs}); give another --out")
-    return Store(out / STORE_FILE)
 
 
 def write_settings(out: Path, settings: SearchSettings) -> None:
@@ -328,6 +344,12 @@ def run(
     from robustnas.scoring import ScoreSettings, announce_cost
     from robustnas.search._objectives import LiveProxies, parse_objective
 
+    if get(settings.strategy).differentiable:
+        if runs or storage:
+            raise RobustnasError(f"--scores and --storage do not apply to --strategy {settings.strategy}, which trains a supernet")
+        from robustnas.search._gradient_run import run_gradient
+
+        return run_gradient(settings, out, device=device, progress=progress)
     require_device(device)
     space = spaces.get(settings.space)
     bench = Benchmark() if space.has_benchmark else None
@@ -356,6 +378,25 @@ def run(
             )
     extra = {"networks_built": source.computed, "proxy_s": round(source.seconds, 3)}
     return write_result(out, settings, outcome, objective.names, space, bench, extra)
+
+
+def plan(settings: SearchSettings) -> dict[str, Any]:
+    """What ``run(settings, ...)`` will do, computing nothing (``robustnas search --dry-run``): the
+    settings with every strategy option resolved; a differentiable strategy adds its supernet's
+    parameter counts (``supernet_weights``, ``supernet_alphas``) and steps."""
+    if get(settings.strategy).differentiable:
+        from robustnas.search._gradient_run import plan as gradient_plan
+
+        return gradient_plan(settings)
+    from robustnas.search._base import strategy_options
+
+    space = spaces.get(settings.space)
+    _strategy(settings, space, len(settings.objective.split(",")), None)  # the options and budget checked
+    options = {o.name: settings.options.get(o.name, o.default) for o in strategy_options(get(settings.strategy))}
+    return {
+        "strategy": settings.strategy, "space": settings.space, "dataset": settings.dataset,
+        "budget": settings.budget, "settings": {**asdict(settings), "resolved": options},
+    }
 
 
 def _stored_evaluations(store: Store, objective: Any) -> int:

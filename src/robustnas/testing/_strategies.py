@@ -68,6 +68,9 @@ def check_strategy(name: str, space: str = "nb201") -> None:
     search_space = get_space(space)
     _check_declaration(name)
     _check_bad_options(name)
+    if get(name).differentiable:
+        _check_training(name, space)
+        return
     first = _drive(name, search_space)
     _expect(first == _drive(name, search_space), name, "asked other architectures for the same seed and values")
     _check_replay(name, search_space)
@@ -174,6 +177,43 @@ def _check_replay(name: str, space: Space) -> None:
     _expect(stored == [True] * killed_after + [False] * (len(whole) - killed_after), name,
             "the resumed search did not read exactly the evaluations stored before the kill")
     _expect(resumed_objective.calls == len(whole) - killed_after, name, "the resumed search recomputed stored values")
+
+
+# A differentiable strategy trains a tiny supernet on the embedded images instead (a few seconds).
+TINY_SEARCH = {"epochs": 2, "channels": 4, "layers": 1, "per_class": 3, "pgd_steps": 1}
+TINY_BATCH = 4
+KILLED_AT_STEP = 1  # of 3 steps per epoch: the kill falls inside the second epoch
+
+
+def _check_training(name: str, space: str) -> None:
+    """A differentiable strategy (with the options epochs, channels, layers, per_class, pgd_steps)
+    killed inside the second epoch of a tiny search and resumed writes the files of an uninterrupted
+    run bit for bit (so its first epoch was reproduced from the seed too)."""
+    from robustnas.search._gradient_run import run_gradient
+    from robustnas.search._run import SearchSettings
+
+    settings = SearchSettings(space, "cifar10", name, seed=SEED, batch_size=TINY_BATCH, options=TINY_SEARCH)
+    outputs = ("steps.csv", "alphas.csv", "best_genotype.json")
+
+    def files(folder: Path) -> dict[str, bytes]:
+        return {file: (folder / file).read_bytes() for file in outputs}
+
+    def stop(row: dict[str, float]) -> None:
+        if row["epoch"] == 1 and row["step"] == KILLED_AT_STEP:
+            raise Killed
+
+    with tempfile.TemporaryDirectory() as folder:
+        whole, killed = Path(folder) / "whole", Path(folder) / "killed"
+        first = run_gradient(settings, whole, progress=False)
+        try:
+            run_gradient(settings, killed, progress=False, after_step=stop)
+        except Killed:
+            pass
+        else:
+            raise AssertionError(f"{name}: the search ended before step {KILLED_AT_STEP} of its second epoch")
+        resumed = run_gradient(settings, killed, progress=False)
+        _expect(files(whole) == files(killed), name, "a search killed in its second epoch resumed to other results")
+        _expect(resumed["best_arch"] == first["best_arch"], name, "the resumed search found another architecture")
 
 
 def _objectives(name: str) -> int:

@@ -57,23 +57,23 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, payload: dict[str, Any], kind: str = FORMAT) -> None:
     """Write to a temporary file in the same folder, flush to disk, then rename over ``path``,
-    so a kill at any moment leaves either the old or the new checkpoint, never a partial one."""
-    torch_save(path, {"format": FORMAT, "version": VERSION, **payload})
+    so a kill at any moment leaves either the old or the new checkpoint, never a partial one.
+    ``kind`` names what it holds (a training run by default; a search's is another format)."""
+    torch_save(path, {"format": kind, "version": VERSION, **payload})
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint written by :func:`save_checkpoint`, loaded on the CPU with weights_only=True."""
+def load_checkpoint(path: Path, kind: str = FORMAT) -> dict[str, Any]:
+    """A checkpoint of ``kind`` written by :func:`save_checkpoint`, loaded on the CPU with weights_only=True."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RobustnasError(f"{path}: not a readable checkpoint ({first_line}); delete it to start over") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT or payload.get("version") != VERSION:
-        raise RobustnasError(
-            f"{path}: not a robustnas training checkpoint (version {VERSION}); delete it to start over"
-        )
+    if not isinstance(payload, dict) or payload.get("format") != kind or payload.get("version") != VERSION:
+        what = "training" if kind == FORMAT else "search"
+        raise RobustnasError(f"{path}: not a robustnas {what} checkpoint (version {VERSION}); delete it to start over")
     return payload
 
 

@@ -1,0 +1,202 @@
+"""The differentiable search (--strategy mgda): the hypergradient against exact autograd, the
+combination of objectives, settings and errors, the command line's dry run, and resume."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from robustnas.search._hypergradient import first_order, second_order, weight_names
+from robustnas.spaces._supernet import NB201Supernet
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tiny_problem(seed: int = 0):
+    """A float64 NB201 supernet (C=4, 1 cell per stage), SGD with a momentum buffer, two batches."""
+    torch.manual_seed(seed)
+    supernet = NB201Supernet(10, channels=4, cells_per_stage=1).double()
+    with torch.no_grad():
+        for alpha in supernet.arch_parameters():
+            alpha.normal_(0, 0.5)  # away from uniform, so every term of the hypergradient matters
+    optimizer = torch.optim.SGD(supernet.weight_parameters(), 0.05, momentum=0.9, weight_decay=3e-4)
+    x_train, x_val = torch.rand(8, 3, 8, 8, dtype=torch.float64), torch.rand(8, 3, 8, 8, dtype=torch.float64)
+    y_train, y_val = torch.randint(0, 10, (8,)), torch.randint(0, 10, (8,))
+    F.cross_entropy(supernet(x_train), y_train).backward()
+    optimizer.step()  # a momentum buffer exists, as after the first search step
+    optimizer.zero_grad()
+    inner = lambda forward: F.cross_entropy(forward(x_train), y_train)  # noqa: E731
+    objectives = [
+        lambda forward: F.cross_entropy(forward(x_val), y_val),
+        lambda forward: 0.1 * F.cross_entropy(forward(x_val.flip(-1)), y_val),
+    ]
+    return supernet, optimizer, inner, objectives
+
+
+def exact_unrolled_gradient(supernet, optimizer, inner, objective, lr):
+    """d/dα L_val(w'(α), α) with w'(α) = w - lr (μ m + ∇_w L_train(w, α) + λ w), by double backward,
+    with the second derivative of w' in α dropped as DARTS does (w' treated through ∇_w L_train only)."""
+    names = weight_names(supernet)
+    params = dict(supernet.named_parameters())
+    weights = [params[n] for n in names]
+    alphas = supernet.arch_parameters()
+    grads = torch.autograd.grad(inner(supernet), weights, create_graph=True)
+    group = optimizer.param_groups[0]
+    unrolled = {
+        n: w - lr * (group["momentum"] * optimizer.state[w]["momentum_buffer"] + g + group["weight_decay"] * w)
+        for n, w, g in zip(names, weights, grads)
+    }
+    loss = objective(lambda x: functional_call(supernet, unrolled, (x,)))
+    return torch.autograd.grad(loss, alphas)
+
+
+def test_second_order_hypergradient_equals_exact_autograd(monkeypatch):
+    # DARTS' r = 0.01 / ||v|| moves the weights across ReLU kinks of a net this small (relative
+    # error ~1 here); a smaller step checks the computation itself: float64, r = 1e-6 / ||v||
+    monkeypatch.setattr("robustnas.search._hypergradient.FINITE_DIFFERENCE_SCALE", 1e-6)
+    supernet, optimizer, inner, objectives = tiny_problem()
+    lr = 0.05
+    gradients, losses = second_order(supernet, inner, objectives, optimizer, lr)
+    assert len(gradients) == 2 and all(loss > 0 for loss in losses)
+    first, _ = first_order(supernet, objectives)
+    for approximate, at_w, objective in zip(gradients, first, objectives):
+        (exact,) = exact_unrolled_gradient(supernet, optimizer, inner, objective, lr)
+        error = float((approximate[0] - exact).norm() / exact.norm())
+        assert error < 1e-7, error  # the finite-difference Hessian-vector product of DARTS
+        assert float((at_w[0] - exact).norm() / exact.norm()) > 1e-3  # the unrolling matters here
+
+
+def test_first_order_is_the_gradient_at_the_current_weights():
+    supernet, _, _, objectives = tiny_problem()
+    gradients, losses = first_order(supernet, objectives)
+    for objective, gradient, loss in zip(objectives, gradients, losses):
+        value = objective(supernet)
+        (expected,) = torch.autograd.grad(value, supernet.arch_parameters())
+        assert torch.equal(gradient[0], expected) and loss == float(value.detach())
+
+
+# ---- combining, settings, the command line -----------------------------------------------------
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from robustnas import spaces  # noqa: E402
+from robustnas.cli import main  # noqa: E402
+from robustnas.errors import RobustnasError  # noqa: E402
+from robustnas.search import SearchSettings, plan, run  # noqa: E402
+from robustnas.search._gradient import MGDASearch  # noqa: E402
+from robustnas.search._gradient_step import combine  # noqa: E402
+
+TINY = {"channels": 4, "layers": 1, "per_class": 3, "pgd_steps": 1}
+
+
+def settings_of(**options) -> object:
+    return MGDASearch(spaces.get("nb201"), 0, **options).settings
+
+
+def test_combining_two_gradients_by_mgda_and_by_sum():
+    a = [torch.tensor([[1.0, 0.0]]), torch.tensor([0.0])]
+    b = [torch.tensor([[0.0, 2.0]]), torch.tensor([0.0])]
+    weights, direction = combine(settings_of(), [a, b])
+    # min ||γ a + (1-γ) b||: γ = 4/5, d = (0.8, 0.4), orthogonal to a - b
+    assert weights == pytest.approx([0.8, 0.2]) and torch.allclose(direction[0], torch.tensor([[0.8, 0.4]]))
+    assert float((direction[0] * (a[0] - b[0])).sum()) == pytest.approx(0.0, abs=1e-7)
+    weights, direction = combine(settings_of(combine="sum"), [a, b])
+    assert weights == [1.0, 1.0] and torch.equal(direction[0], torch.tensor([[1.0, 2.0]]))
+    weights, direction = combine(settings_of(objectives="natural"), [a])
+    assert weights == [1.0] and torch.equal(direction[0], a[0])
+
+
+def test_settings_resolve_the_space_sizes_and_the_schedules():
+    nb201 = settings_of()
+    assert nb201.sizes == {"channels": 16, "cells_per_stage": 5} and nb201.order == 2 and nb201.batch_size == 32
+    assert settings_of(channels=8, layers=1).sizes == {"channels": 8, "cells_per_stage": 1}
+    arnas = MGDASearch(spaces.get("arnas"), 0).settings
+    assert arnas.sizes == {"C": 24, "layers": 8} and arnas.objectives == ("natural", "adversarial")
+    # cosine 0.025 -> 0.001 over 50 epochs (DARTS CosineAnnealingLR per epoch)
+    assert nb201.lr_at(0) == 0.025 and nb201.lr_at(25) == pytest.approx(0.013) and nb201.lr_at(50) == pytest.approx(0.001)
+    dsara = settings_of(adversarial_epochs=20)
+    assert dsara.active_objectives(19) == ("adversarial",) and dsara.active_objectives(20) == ("natural", "adversarial")
+
+
+@pytest.mark.parametrize("options, problem", [
+    ({"objectives": "natural,natural"}, "distinct names"),
+    ({"objectives": "clean"}, "natural, adversarial, corruption"),
+    ({"combine": "product"}, "combine must be one of mgda, sum"),
+    ({"order": 3}, "order must be one of 1, 2"),
+    ({"inner": "pgd"}, "inner must be one of adversarial, clean, trades"),
+    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"adv_weight": 0.0}, "adv_weight must be a positive number"),
+    ({"objectives": "natural", "adversarial_epochs": 2}, "needs the adversarial objective"),
+    ({"epochs": 3, "adversarial_epochs": 3}, "must be below epochs"),
+])
+def test_bad_settings_are_one_line_errors(options, problem):
+    with pytest.raises(RobustnasError, match=problem) as error:
+        MGDASearch(spaces.get("nb201"), 0, **options)
+    assert "\n" not in str(error.value)
+
+
+def test_a_space_without_supernet_and_proxy_options_are_refused(capsys):
+    assert main(["search", "--space", "croze-darts", "--strategy", "mgda", "--dry-run", "--out", "x"]) == 2
+    assert "croze-darts space has no supernet" in capsys.readouterr().err
+    for extra in (["--objective", "croze"], ["--budget", "5"], ["--proxy-seed", "1"]):
+        assert main(["search", "--strategy", "mgda", "--dry-run", "--out", "x", *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{extra[0]} does not apply to --strategy mgda" in err and err.count("\n") == 1
+
+
+def test_dry_run_prints_the_official_arnas_supernet_size_and_trains_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["search", "--space", "arnas", "--dataset", "cifar10", "--strategy", "mgda", "--strategy-option",
+            "channels=24", "--strategy-option", "layers=8", "--dry-run", "--json", "--out", str(out)]
+    assert main(argv) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["supernet_weights"] == 1_882_930 and planned["supernet_alphas"] == 294  # issue 18, §B.1
+    resolved = planned["settings"]["resolved"]
+    assert resolved["sizes"] == {"C": 24, "layers": 8} and resolved["alpha_betas"] == [0.5, 0.999]
+    assert planned["steps_per_epoch"] == 1000 // 32 and planned["steps"] == 50 * (1000 // 32)  # embedded 2,000 images
+    assert not out.exists()
+
+
+def test_an_ask_tell_dry_run_resolves_the_strategy_options(capsys):
+    assert main(["search", "--strategy", "evolution", "--strategy-option", "sample=5", "--dry-run", "--json",
+                 "--out", "x"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["settings"]["resolved"] == {"population": 50, "sample": 5} and planned["budget"] == 100
+
+
+def test_a_tiny_nb201_search_writes_its_logs_and_finds_a_benchmarked_cell(tmp_path):
+    options = {**TINY, "epochs": 2, "objectives": "natural,adversarial,corruption", "adversarial_epochs": 1}
+    settings = SearchSettings("nb201", "cifar10", "mgda", seed=1, batch_size=4, options=options)
+    result = run(settings, tmp_path, progress=False)
+    steps = pd.read_csv(tmp_path / "steps.csv")
+    assert list(steps["epoch"]) == [0, 0, 0, 1, 1, 1] and list(steps["step"]) == [0, 1, 2] * 2
+    first, second = steps[steps["epoch"] == 0], steps[steps["epoch"] == 1]
+    assert (first["weight_adversarial"] == 1.0).all() and first["weight_natural"].isna().all()  # DSARA's first stage
+    weights = second[["weight_natural", "weight_adversarial", "weight_corruption"]].to_numpy()
+    assert np.allclose(weights.sum(axis=1), 1.0) and (weights >= 0).all()  # MGDA: a point of the simplex
+    alphas = pd.read_csv(tmp_path / "alphas.csv")
+    assert len(alphas) == 2 * 6 * 5 and set(alphas["op"]) == {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
+                                                             "avg_pool_3x3"}
+    last = alphas[alphas["epoch"] == 1].pivot(index="edge", columns="op", values="alpha")
+    found = spaces.get("nb201").parse(result["best_arch"])
+    from robustnas.spaces.nb201 import OPS
+
+    assert [OPS[i] for i in found.ops] == [last.loc[e].idxmax() for e in range(6)]  # argmax per edge
+    assert json.loads((tmp_path / "best_genotype.json").read_text()) == result["best_arch"]
+    assert result["benchmark"]["nb201_index"] == spaces.get("nb201").benchmark_index(found)
+    assert (tmp_path / "alphas_cell.png").stat().st_size > 1000 and result["epochs"] == 2
+
+
+def test_a_finished_search_resumes_to_its_result_and_other_settings_are_refused(tmp_path):
+    settings = SearchSettings("nb201", "cifar10", "mgda", seed=0, batch_size=4,
+                              options={**TINY, "epochs": 1, "order": 1, "inner": "clean", "objectives": "natural"})
+    first = run(settings, tmp_path, progress=False)
+    steps = (tmp_path / "steps.csv").read_bytes()
+    again = run(settings, tmp_path, progress=False)
+    assert again["best_arch"] == first["best_arch"] and (tmp_path / "steps.csv").read_bytes() == steps
+    other = SearchSettings("nb201", "cifar10", "mgda", seed=1, batch_size=4, options=settings.options)
+    with pytest.raises(RobustnasError, match="holds a search with other settings"):
+        run(other, tmp_path, progress=False)
