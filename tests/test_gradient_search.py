@@ -200,3 +200,48 @@ def test_a_finished_search_resumes_to_its_result_and_other_settings_are_refused(
     other = SearchSettings("nb201", "cifar10", "mgda", seed=1, batch_size=4, options=settings.options)
     with pytest.raises(RobustnasError, match="holds a search with other settings"):
         run(other, tmp_path, progress=False)
+
+
+def test_a_search_killed_by_sigkill_resumes_bit_for_bit(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(out):
+        argv = ["search", "--strategy", "mgda", "--batch-size", "4", "--seed", "2", "--out", str(out)]
+        for key, value in {**TINY, "epochs": 3, "per_class": 5}.items():
+            argv += ["--strategy-option", f"{key}={value}"]
+        return [sys.executable, "-m", "robustnas.cli", *argv]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(command(whole), env=env, check=True, capture_output=True, timeout=600)
+    process = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoint.pt").exists():  # the first epoch is done
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL and not (killed / "result.json").exists()
+    subprocess.run(command(killed), env=env, check=True, capture_output=True, timeout=600)
+    for name in ("steps.csv", "alphas.csv", "best_genotype.json"):
+        assert (killed / name).read_bytes() == (whole / name).read_bytes(), name
+    assert json.loads((killed / "result.json").read_text())["best_arch"] == json.loads(
+        (whole / "result.json").read_text())["best_arch"]
+
+
+def test_an_arnas_search_writes_a_genotype_that_train_reads(tmp_path, capsys):
+    options = {"channels": 4, "layers": 5, "per_class": 2, "pgd_steps": 1, "epochs": 1, "order": 1}
+    settings = SearchSettings("arnas", "cifar10", "mgda", seed=0, batch_size=4, options=options)
+    result = run(settings, tmp_path, progress=False)
+    assert result["supernet_alphas"] == 3 * 14 * 7 and "benchmark" not in result
+    genotype = spaces.get("arnas").parse((tmp_path / "best_genotype.json").read_text())
+    assert spaces.get("arnas").key(genotype) == result["best_arch"]
+    assert {p.name for p in tmp_path.glob("alphas_*.png")} == {"alphas_accurate.png", "alphas_reduce.png",
+                                                                "alphas_robust.png"}
+    from robustnas.train._model_spec import ModelSpec
+
+    spec = ModelSpec.from_arch(str(tmp_path / "best_genotype.json"), "arnas", "cifar10", 10)  # what train builds
+    assert spaces.get("arnas").key(spaces.get("arnas").parse(spec.arch)) == result["best_arch"]

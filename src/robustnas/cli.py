@@ -352,11 +352,14 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser(
         "search", help="proxy- or predictor-guided architecture search (resumable)",
         description="Search a space for the architecture that maximises an objective. OUT gets result.json, "
-        "trajectory.csv/.png and store.sqlite (every evaluation, as it is made); the same command resumes.",
+        "trajectory.csv/.png and store.sqlite (every evaluation, as it is made); the same command resumes. "
+        "--strategy mgda searches by gradient instead (ARNAS): it trains the space's supernet and writes "
+        "steps.csv (losses and objective weights per step), alphas.csv, alphas_<cell>.png, best_genotype.json "
+        "and checkpoint.pt every epoch, then result.json; the same command resumes from the last epoch.",
     )
     _add_space(search)
     _dataset_option(search)
-    _data_option(search, use=" of the proxies' batch")
+    _data_option(search, use=" of the proxies' batch (mgda: the training images, halved for weights and alphas)")
     search.add_argument(
         "--strategy", choices=base.names(), default="warmup-move",
         help="; ".join(f"{name}: {summary}" for name, summary in base.list_strategies().items())

@@ -420,14 +420,22 @@ def _strategy(settings: SearchSettings, space: Space, objectives: int, storage: 
 
 def describe_result(result: dict[str, Any]) -> str:
     """The found architecture, its objective value and (NB201) its benchmark accuracies with percentiles."""
-    values = ", ".join(
-        f"{name} {'undefined' if value is None else f'{value:.6g}'}" for name, value in result["best_value"].items()
-    )
-    lines = [
-        f"best architecture: {result['best_arch']}",
-        f"objective: {values} ({result['evaluations']} architectures evaluated, "
-        f"{result['computed']} computed now, {result['wall_s']:.1f} s)",
-    ]
+    lines = [f"best architecture: {result['best_arch']}"]
+    if "supernet_weights" in result:  # a differentiable search
+        losses = ", ".join(f"{name[len('loss_'):]} {value:.4g}" for name, value in result["final_losses"].items())
+        lines.append(
+            f"supernet: {result['supernet_weights']:,} weights, {result['supernet_alphas']} alphas; {result['epochs']} "
+            f"epochs ({result['steps']} steps, {result['search_s']:.1f} s); last step's losses: {losses}"
+        )
+        lines.append("per step: steps.csv (losses, objective weights); alphas: alphas.csv, alphas_*.png")
+    else:
+        values = ", ".join(
+            f"{name} {'undefined' if value is None else f'{value:.6g}'}" for name, value in result["best_value"].items()
+        )
+        lines.append(
+            f"objective: {values} ({result['evaluations']} architectures evaluated, "
+            f"{result['computed']} computed now, {result['wall_s']:.1f} s)"
+        )
     if "pareto_front" in result:
         lines.append(f"Pareto front: {len(result['pareto_front'])} architectures (result.json)")
     bench = result.get("benchmark")
