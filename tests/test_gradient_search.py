@@ -195,6 +195,7 @@ def test_a_finished_search_resumes_to_its_result_and_other_settings_are_refused(
                               options={**TINY, "epochs": 1, "order": 1, "inner": "clean", "objectives": "natural"})
     first = run(settings, tmp_path, progress=False)
     steps = (tmp_path / "steps.csv").read_bytes()
+    (tmp_path / "steps.csv").unlink()  # as if killed between the last checkpoint and the files after it
     again = run(settings, tmp_path, progress=False)
     assert again["best_arch"] == first["best_arch"] and (tmp_path / "steps.csv").read_bytes() == steps
     other = SearchSettings("nb201", "cifar10", "mgda", seed=1, batch_size=4, options=settings.options)
@@ -245,3 +246,19 @@ def test_an_arnas_search_writes_a_genotype_that_train_reads(tmp_path, capsys):
 
     spec = ModelSpec.from_arch(str(tmp_path / "best_genotype.json"), "arnas", "cifar10", 10)  # what train builds
     assert spaces.get("arnas").key(spaces.get("arnas").parse(spec.arch)) == result["best_arch"]
+
+
+def test_trades_inner_loss_fixed_sum_and_the_adversarial_weight(tmp_path):
+    def first_step(adv_weight: float) -> pd.Series:
+        options = {**TINY, "epochs": 1, "order": 1, "inner": "trades", "combine": "sum", "adv_weight": adv_weight}
+        settings = SearchSettings("nb201", "cifar10", "mgda", seed=0, batch_size=4, options=options)
+        run(settings, tmp_path / str(adv_weight), progress=False)
+        steps = pd.read_csv(tmp_path / str(adv_weight) / "steps.csv")
+        assert (steps[["weight_natural", "weight_adversarial"]] == 1.0).all().all()  # a plain sum
+        return steps.iloc[0]
+
+    low, high = first_step(0.1), first_step(0.5)
+    # same state and examples at the first step: the logged adversarial loss scales with adv_weight
+    assert high["loss_adversarial"] == pytest.approx(5 * low["loss_adversarial"], rel=1e-6)
+    assert high["loss_natural"] == low["loss_natural"] and high["loss_inner"] == low["loss_inner"]
+    assert low["loss_inner"] > 0

@@ -224,18 +224,19 @@ def plot_alphas(frame: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def write_epoch_outputs(out: Path, state: SearchState, settings: GradientSettings, space: Space,
-                        settings_record: dict[str, Any]) -> Any:
-    """Checkpoint first (so a kill after it loses nothing), then the CSVs, heat maps and the current genotype."""
+                        settings_record: dict[str, Any] | None) -> None:
+    """Checkpoint first (so a kill after it loses nothing; none when ``settings_record`` is None),
+    then the CSVs, heat maps and the current genotype, all from the state."""
     from robustnas.train._checkpoint import save_checkpoint
 
-    save_checkpoint(out / CHECKPOINT, state.payload(settings_record), kind=CHECKPOINT_KIND)
+    if settings_record is not None:
+        save_checkpoint(out / CHECKPOINT, state.payload(settings_record), kind=CHECKPOINT_KIND)
     replace_file(out / "steps.csv", steps_frame(state, settings).to_csv(index=False))
     alphas = alphas_frame(state, state.supernet)
     replace_file(out / "alphas.csv", alphas.to_csv(index=False))
     plot_alphas(alphas, out)
     arch = space.discretize(state.supernet)
     replace_file(out / "best_genotype.json", json.dumps(space.record(arch), indent=2) + "\n")
-    return arch
 
 
 # ---- the command -------------------------------------------------------------------------------
@@ -322,11 +323,14 @@ def run_gradient(settings: Any, out: Path, *, device: str = "cpu", progress: boo
                 if after_step is not None:
                     after_step(row)
 
+            resumed_finished = state.epochs_done == gradient.epochs
             while state.epochs_done < gradient.epochs:
                 start = time.perf_counter()
                 train_epoch(state, halves, gradient, settings.seed, device, report)
                 state.seconds += time.perf_counter() - start
                 write_epoch_outputs(out, state, gradient, space, record)
+        if resumed_finished:  # a kill may have come between the last checkpoint and the files after it
+            write_epoch_outputs(out, state, gradient, space, None)
     return write_gradient_result(out, settings, gradient, space, state, space.discretize(state.supernet))
 
 
