@@ -87,13 +87,36 @@ def skip_edges(arch: str) -> int:
     return arch.count("skip_connect")
 
 
-def summarise(results: list[dict]) -> dict:
+def parameter_free_edges(arch: str) -> int:
+    """Edges without weights: skip, pooling, none (a DARTS collapse fills the cell with these)."""
+    return sum(arch.count(op) for op in ("skip_connect", "avg_pool_3x3", "none~"))
+
+
+def diagnostics(out: Path, method: str, seed: int) -> dict:
+    """How far the alphas moved and, for several objectives, how MGDA weighted them (steps.csv)."""
+    import pandas as pd
+
+    folder = out / f"{method}-{seed}"
+    alphas = pd.read_csv(folder / "alphas.csv")
+    last = alphas[alphas["epoch"] == alphas["epoch"].max()]
+    steps = pd.read_csv(folder / "steps.csv")
+    record = {"alpha_spread": float(last["alpha"].max() - last["alpha"].min()),
+              "top_weight": float(last.groupby("edge")["weight"].max().mean())}
+    if "weight_natural" in steps and "weight_adversarial" in steps and METHODS[method].get("combine") != "sum":
+        gamma = steps["weight_natural"].dropna()
+        record["gamma_mean"] = float(gamma.mean())
+        record["gamma_at_bound"] = float(((gamma <= 1e-9) | (gamma >= 1 - 1e-9)).mean())
+    return record
+
+
+def summarise(results: list[dict], out: Path) -> dict:
     rows = []
     for result in results:
         bench = result["benchmark"]
         rows.append({
             "method": result["method"], "seed": result["seed"], "arch": result["best_arch"],
-            "skip_edges": skip_edges(result["best_arch"]), "search_s": result["search_s"],
+            "skip_edges": skip_edges(result["best_arch"]), "free_edges": parameter_free_edges(result["best_arch"]),
+            "search_s": result["search_s"], **diagnostics(out, result["method"], result["seed"]),
             **{key: bench[key] for key in ("clean", "clean_percentile", "fgsm@8", "fgsm@8_percentile", "pgd@1",
                                            "pgd@1_percentile", "corruptions", "corruptions_percentile")},
         })
@@ -103,7 +126,8 @@ def summarise(results: list[dict]) -> dict:
         if mine:
             means[method] = {key: (statistics.mean(r[key] for r in mine), statistics.pstdev(r[key] for r in mine))
                              for key in ("clean", "fgsm@8", "pgd@1", "corruptions", "clean_percentile",
-                                         "pgd@1_percentile", "skip_edges")}
+                                         "pgd@1_percentile", "skip_edges", "free_edges", "alpha_spread",
+                                         "top_weight")}
     return {"rows": rows, "means": means}
 
 
@@ -158,14 +182,25 @@ def write_report(summary: dict, args: argparse.Namespace, wall_s: float) -> None
         "PGD 1/255 and mean corruption accuracy of the standard-trained NB201 network, with percentiles among the "
         "6,466 unique architectures.",
         "",
-        "| method | clean | FGSM 8/255 | PGD 1/255 | corruptions | clean pct | PGD pct | skip edges |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | clean | FGSM 8/255 | PGD 1/255 | corruptions | clean pct | PGD pct | skip edges | weight-free edges |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for method, means in summary["means"].items():
         cells = [f"{means[k][0]:.3f} ± {means[k][1]:.3f}" for k in ("clean", "fgsm@8", "pgd@1", "corruptions")]
         cells += [f"{means[k][0]:.1f}" for k in ("clean_percentile", "pgd@1_percentile")]
-        cells.append(f"{means['skip_edges'][0]:.1f}")
+        cells += [f"{means['skip_edges'][0]:.1f} / 6", f"{means['free_edges'][0]:.1f} / 6"]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", "How far the search got (means over the seeds): the spread of the final alphas (max - min), "
+              "the mean over edges of the strongest op's softmax weight (uniform: 0.2), and for MGDA the mean "
+              "weight of the natural loss (gamma) and how often it sat at 0 or 1.", "",
+              "| method | alpha spread | strongest op weight | MGDA gamma (natural) | gamma at 0 or 1 |", "|---|---|---|---|---|"]
+    for method in summary["means"]:
+        mine = [r for r in summary["rows"] if r["method"] == method]
+        gamma = [r["gamma_mean"] for r in mine if "gamma_mean" in r]
+        bound = [r["gamma_at_bound"] for r in mine if "gamma_at_bound" in r]
+        lines.append(f"| {method} | {statistics.mean(r['alpha_spread'] for r in mine):.4f} | "
+                     f"{statistics.mean(r['top_weight'] for r in mine):.4f} | "
+                     + (f"{statistics.mean(gamma):.3f} | {statistics.mean(bound):.0%} |" if gamma else "- | - |"))
     lines += ["", "Mean ± standard deviation over the seeds. Per run:", "",
               "| method | seed | cell | clean | FGSM 8/255 | PGD 1/255 | search s |", "|---|---|---|---|---|---|---|"]
     for row in summary["rows"]:
@@ -192,7 +227,7 @@ def main() -> None:
         sys.exit(f"{args.data}: the CIFAR-10 JPEG archive is missing (../shared/data); give --data")
     start = time.perf_counter()
     results = run_all(args)
-    summary = summarise(results)
+    summary = summarise(results, args.out)
     plot_alphas(args.out, args.seeds[0], RESULTS / "mgda-nb201-alphas.png")
     write_report(summary, args, time.perf_counter() - start)
     print((RESULTS / "mgda-nb201.md").read_text())
