@@ -97,13 +97,13 @@ class ReferenceArchitect:
         weights = self.weights(self.model)
         R = r / torch.cat([v.reshape(-1) for v in vector]).norm()
         for p, v in zip(weights, vector):
-            p.data.add_(v, alpha=R)
+            p.data.add_(v, alpha=R.item())
         grads_p = torch.autograd.grad(F.cross_entropy(self.model(x), y), self.model.arch_parameters())
         for p, v in zip(weights, vector):
-            p.data.sub_(v, alpha=2 * R)
+            p.data.sub_(v, alpha=(2 * R).item())
         grads_n = torch.autograd.grad(F.cross_entropy(self.model(x), y), self.model.arch_parameters())
         for p, v in zip(weights, vector):
-            p.data.add_(v, alpha=R)
+            p.data.add_(v, alpha=R.item())  # w is back up to rounding, as in the reference
         return [(a - b).div_(2 * R) for a, b in zip(grads_p, grads_n)]
 
     def objective_gradient(self, x_train, y_train, loss_of, eta):
@@ -114,10 +114,13 @@ class ReferenceArchitect:
         implicit = self._hessian_vector_product(vector, x_train, y_train)
         return [g.data - eta * h.data for g, h in zip(dalpha, implicit)]
 
-    def gradients(self, batch: StepBatch, eta: float):
+    def losses(self, batch: StepBatch):
         natural = lambda model: F.cross_entropy(model(batch.x_val), batch.y_val)  # noqa: E731
         adversarial = lambda model: self.settings.adv_weight * F.cross_entropy(model(batch.x_val_adv), batch.y_val)  # noqa: E731
-        return [self.objective_gradient(batch.x_train_adv, batch.y_train, loss, eta) for loss in (natural, adversarial)]
+        return [natural, adversarial]
+
+    def gradients(self, batch: StepBatch, eta: float):
+        return [self.objective_gradient(batch.x_train_adv, batch.y_train, loss, eta) for loss in self.losses(batch)]
 
     def step(self, batch: StepBatch, eta: float) -> None:
         gradients = self.gradients(batch, eta)
@@ -182,15 +185,24 @@ def compare_gradients(space, settings, args) -> dict:
                            [objective_loss(n, settings, batch) for n in settings.objectives], weight_optimizer,
                            settings.lr_at(0))
     architect = ReferenceArchitect(model, space, 10, settings.sizes, weight_optimizer, alpha_optimizer, settings)
-    theirs = architect.gradients(batch, settings.lr_at(0))
+    weights = [w.detach().clone() for w in model.weight_parameters()]
+    theirs = []
+    for loss in architect.losses(batch):  # each from the same weights (the reference's in-place drift undone)
+        with torch.no_grad():
+            for w, saved in zip(model.weight_parameters(), weights):
+                w.copy_(saved)
+        theirs.append(architect.objective_gradient(batch.x_train_adv, batch.y_train, loss, settings.lr_at(0)))
+    drifted = architect.gradients(batch, settings.lr_at(0))[1]  # the reference as it runs: after objective 1's drift
     errors = []
     for a, b in zip(mine, theirs):
         flat_a, flat_b = torch.cat([g.reshape(-1) for g in a]), torch.cat([g.reshape(-1) for g in b])
         errors.append(float((flat_a - flat_b).abs().max() / flat_b.abs().max()))
     (_, mine_d), (_, theirs_d) = combine(settings, mine), combine(settings, theirs)
     flat_a, flat_b = torch.cat([g.reshape(-1) for g in mine_d]), torch.cat([g.reshape(-1) for g in theirs_d])
+    flat_drifted, flat_second = torch.cat([g.reshape(-1) for g in drifted]), torch.cat([g.reshape(-1) for g in theirs[1]])
     return {"objective_max_rel_error": errors,
-            "direction_max_rel_error": float((flat_a - flat_b).abs().max() / flat_b.abs().max())}
+            "direction_max_rel_error": float((flat_a - flat_b).abs().max() / flat_b.abs().max()),
+            "reference_drift_rel_change": float((flat_drifted - flat_second).abs().max() / flat_second.abs().max())}
 
 
 def time_steps(space, settings, args) -> dict:
@@ -260,7 +272,12 @@ def write(record: dict, settings) -> None:
         "",
         f"Speed-up: **{record['speedup']:.2f}x** (target >= 1.5x). Alpha gradients on the same state and "
         f"adversarial examples: max relative difference {max(record['objective_max_rel_error']):.1e} per objective, "
-        f"{record['direction_max_rel_error']:.1e} for the MGDA direction (target 1e-5).",
+        f"{record['direction_max_rel_error']:.1e} for the MGDA direction (target 1e-5). How sensitive the "
+        "finite-difference Hessian-vector product is: the reference restores the weights in place after each "
+        "objective (w + rv - 2rv + rv, equal to w up to rounding), and that rounding alone changes its second "
+        f"objective's gradient by {record['reference_drift_rel_change']:.1e} (relative, max): the quotient divides by "
+        "2r, so one-ulp weight changes that flip a ReLU or max-pool somewhere show. robustnas forms w+ and w- with "
+        "the reference's rounding and never moves w, so every objective sees the weights the step started from.",
         "",
         "Where the time goes: the reference computes weight and alpha gradients in every PGD iteration "
         "(cleverhans calls `loss.backward()`), computes the training gradient and builds a new supernet for each "
