@@ -175,9 +175,10 @@ def test_search_command_writes_result_and_trajectory(capsys, tmp_path, bench):
     assert result["best_arch"] in printed and "th percentile" in printed
     assert (out / "trajectory.png").stat().st_size > 10_000
     # the same command again: everything read from the store
-    code, _, _ = cli(capsys, "search", "--strategy", "evolution", "--objective", "bench:pgd@1", "--budget", "60",
-                     "--seed", "2", "--out", str(out))
+    code, printed, _ = cli(capsys, "search", "--strategy", "evolution", "--objective", "bench:pgd@1", "--budget", "60",
+                           "--seed", "2", "--json", "--out", str(out))
     assert code == 0 and json.loads((out / "result.json").read_text())["computed"] == 0
+    assert json.loads(printed) == json.loads((out / "result.json").read_text())  # --json prints result.json
 
 
 def test_two_objectives_need_nsga2_and_give_a_front(capsys, tmp_path, bench):
