@@ -201,6 +201,9 @@ def test_a_finished_search_resumes_to_its_result_and_other_settings_are_refused(
     other = SearchSettings("nb201", "cifar10", "mgda", seed=1, batch_size=4, options=settings.options)
     with pytest.raises(RobustnasError, match="holds a search with other settings"):
         run(other, tmp_path, progress=False)
+    (tmp_path / "search.json").unlink()  # the checkpoint still knows its settings
+    with pytest.raises(RobustnasError, match="checkpoint.pt belongs to a search with other settings"):
+        run(other, tmp_path, progress=False)
 
 
 def test_a_search_killed_by_sigkill_resumes_bit_for_bit(tmp_path):

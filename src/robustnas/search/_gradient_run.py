@@ -121,9 +121,11 @@ class SearchState:
             "steps": self.steps, "alphas": self.alphas, "seconds": self.seconds,
         }
 
-    def restore(self, payload: dict[str, Any], path: Path) -> None:
+    def restore(self, payload: dict[str, Any], path: Path, settings: dict[str, Any]) -> None:
         from robustnas.train._checkpoint import check_state_dict
 
+        if payload.get("settings") != settings:
+            raise RobustnasError(f"{path} belongs to a search with other settings; delete it or give another --out")
         check_state_dict(self.supernet, payload["model"], path)
         self.supernet.load_state_dict(payload["model"])
         self.weight_optimizer.load_state_dict(payload["weight_optimizer"])
@@ -313,7 +315,7 @@ def run_gradient(settings: Any, out: Path, *, device: str = "cpu", progress: boo
         state = new_state(space, gradient, halves.num_classes, settings.seed, device)
         checkpoint = out / "checkpoint.pt"
         if checkpoint.exists():
-            state.restore(load_checkpoint(checkpoint, CHECKPOINT_KIND), checkpoint)
+            state.restore(load_checkpoint(checkpoint, CHECKPOINT_KIND), checkpoint, record)
         write_settings(out, settings)
         per_epoch = steps_per_epoch(halves, gradient)
         total = per_epoch * gradient.epochs
