@@ -265,3 +265,46 @@ def test_trades_inner_loss_fixed_sum_and_the_adversarial_weight(tmp_path):
     assert high["loss_adversarial"] == pytest.approx(5 * low["loss_adversarial"], rel=1e-6)
     assert high["loss_natural"] == low["loss_natural"] and high["loss_inner"] == low["loss_inner"]
     assert low["loss_inner"] > 0
+
+
+def test_a_darts_search_and_too_few_cells(tmp_path, capsys):
+    options = {"channels": 4, "layers": 3, "per_class": 2, "pgd_steps": 1, "epochs": 1, "order": 1}
+    result = run(SearchSettings("darts", "cifar10", "mgda", batch_size=4, options=options), tmp_path, progress=False)
+    genotype = spaces.get("darts").parse((tmp_path / "best_genotype.json").read_text())
+    assert all(op != "none" for op, _ in genotype.normal + genotype.reduce)  # the DARTS rule never keeps none
+    assert result["supernet_alphas"] == 2 * 14 * 8
+    argv = ["search", "--space", "arnas", "--strategy", "mgda", "--strategy-option", "layers=3", "--dry-run",
+            "--out", str(tmp_path / "x")]
+    assert main(argv) == 2
+    assert "arnas supernet of 3 cells has no robust cell; give layers >= 4" in capsys.readouterr().err
+    assert main(["search", "--strategy", "mgda", "--batch-size", "1", "--dry-run", "--out", "x"]) == 2
+    assert "--batch-size must be >= 2" in capsys.readouterr().err
+
+
+def test_the_plain_dry_run_names_each_figure(capsys):
+    assert main(["search", "--strategy", "mgda", "--strategy-option", "per_class=10", "--dry-run", "--out", "x"]) == 0
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["supernet_weights"] == "1686106" and lines["supernet_alphas"] == "30"  # NB201 C=16, 5 cells/stage
+    assert lines["images_weights"] == "50" and lines["steps_per_epoch"] == "1" and lines["steps"] == "50"
+    assert json.loads(lines["settings"])["resolved"]["per_class"] == 10
+    assert main(["search", "--strategy", "mgda", "--strategy-option", "per_class=1", "--dry-run", "--out", "x"]) == 2
+    assert "fewer than one batch" in capsys.readouterr().err  # as the run itself would say
+
+
+def test_resume_across_the_dsara_switch_with_corruptions_and_trades(tmp_path):
+    from robustnas.search._gradient_run import run_gradient
+
+    options = {**TINY, "epochs": 2, "objectives": "natural,adversarial,corruption", "inner": "trades",
+               "adversarial_epochs": 1}
+    settings = SearchSettings("nb201", "cifar10", "mgda", seed=4, batch_size=4, options=options)
+
+    def stop(row):
+        if row["epoch"] == 1 and row["step"] == 1:
+            raise KeyboardInterrupt
+
+    run_gradient(settings, tmp_path / "whole", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_gradient(settings, tmp_path / "killed", progress=False, after_step=stop)
+    run_gradient(settings, tmp_path / "killed", progress=False)
+    for name in ("steps.csv", "alphas.csv", "best_genotype.json"):
+        assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name

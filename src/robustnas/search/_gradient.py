@@ -144,9 +144,11 @@ class MGDASearch(Strategy):
         _choice("inner", inner, INNER_LOSSES)
         for name, value, low in (("epochs", epochs, 1), ("channels", channels, 0), ("layers", layers, 0),
                                  ("per_class", per_class, 0), ("adversarial_epochs", adversarial_epochs, 0),
-                                 ("pgd_steps", pgd_steps, 1), ("batch_size", batch_size, 2)):
+                                 ("pgd_steps", pgd_steps, 1)):
             if value < low:
                 raise RobustnasError(f"mgda option {name} must be >= {low}, got {value}")
+        if batch_size < 2:
+            raise RobustnasError(f"--batch-size must be >= 2 for mgda (batch norm in train mode), got {batch_size}")
         if not (adv_weight > 0 and math.isfinite(adv_weight)):
             raise RobustnasError(f"mgda option adv_weight must be a positive number, got {adv_weight}")
         if adversarial_epochs and "adversarial" not in chosen:

@@ -24,7 +24,7 @@ from robustnas import spaces
 from robustnas.errors import RobustnasError
 from robustnas._files import replace_file, run_lock
 from robustnas.search._base import get
-from robustnas.search._gradient import GradientSettings
+from robustnas.search._gradient import GradientSettings, json_ready
 from robustnas.search._gradient_step import StepBatch, arch_step, optimizers, weight_step
 from robustnas.spaces import Space
 
@@ -225,14 +225,8 @@ def plot_alphas(frame: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
-def write_epoch_outputs(out: Path, state: SearchState, settings: GradientSettings, space: Space,
-                        settings_record: dict[str, Any] | None) -> None:
-    """Checkpoint first (so a kill after it loses nothing; none when ``settings_record`` is None),
-    then the CSVs, heat maps and the current genotype, all from the state."""
-    from robustnas.train._checkpoint import save_checkpoint
-
-    if settings_record is not None:
-        save_checkpoint(out / CHECKPOINT, state.payload(settings_record), kind=CHECKPOINT_KIND)
+def write_outputs(out: Path, state: SearchState, settings: GradientSettings, space: Space) -> None:
+    """The CSVs, heat maps and the current genotype, all from the state."""
     replace_file(out / "steps.csv", steps_frame(state, settings).to_csv(index=False))
     alphas = alphas_frame(state, state.supernet)
     replace_file(out / "alphas.csv", alphas.to_csv(index=False))
@@ -242,63 +236,19 @@ def write_epoch_outputs(out: Path, state: SearchState, settings: GradientSetting
 
 
 # ---- the command -------------------------------------------------------------------------------
-def plan(settings: Any) -> dict[str, Any]:
-    """What a differentiable search will do, without training: the resolved settings and the
-    supernet's parameter counts (``robustnas search ... --dry-run``)."""
-    space = spaces.get(settings.space)
-    gradient = resolve(settings, space)
-    from robustnas.data import load_dataset
+@dataclass(frozen=True)
+class Prepared:
+    """What a search and its dry run both start from: the space, the resolved settings, the images."""
 
-    images = load_dataset(settings.data, settings.dataset, "train", limit_per_class=gradient.per_class or None)
-    halves = split_halves(images)
-    torch.manual_seed(settings.seed)
-    supernet = space.supernet(images.num_classes, **gradient.sizes)
-    return {
-        "strategy": settings.strategy,
-        "space": settings.space,
-        "dataset": settings.dataset,
-        "supernet_weights": sum(p.numel() for p in supernet.weight_parameters()),
-        "supernet_alphas": sum(p.numel() for p in supernet.arch_parameters()),
-        "images_weights": len(halves.train_labels),
-        "images_alphas": len(halves.val_labels),
-        "steps_per_epoch": steps_per_epoch(halves, gradient),
-        "steps": steps_per_epoch(halves, gradient) * gradient.epochs,
-        "settings": {**json_settings(settings), "resolved": gradient.to_dict()},
-    }
+    space: Space
+    gradient: GradientSettings
+    halves: Halves
 
 
-def resolve(settings: Any, space: Space) -> GradientSettings:
-    """The strategy's options checked and resolved against ``space``."""
-    for name, value, default in (("--objective", settings.objective, None), ("--budget", settings.budget, None),
-                                 ("--proxy-seed", settings.proxy_seed, 0)):
-        if value != default:
-            raise RobustnasError(
-                f"{name} does not apply to --strategy {settings.strategy}, which trains a supernet "
-                "(its losses: --strategy-option objectives=natural,adversarial,corruption; length: epochs=N)"
-            )
-    if settings.max_latency_ms is not None:
-        raise RobustnasError(f"--max-latency does not apply to --strategy {settings.strategy}")
-    strategy = get(settings.strategy)(space, settings.seed, batch_size=settings.batch_size, **settings.options)
-    return strategy.settings
-
-
-def json_settings(settings: Any) -> dict[str, Any]:
-    return json.loads(json.dumps(asdict(settings)))
-
-
-def run_gradient(settings: Any, out: Path, *, device: str = "cpu", progress: bool = True,
-                 after_step: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
-    """Search ``settings.space`` by gradient into ``out`` (resumable); returns result.json's content.
-
-    ``after_step`` sees each step's log row (tests use it to stop a run midway).
-    """
-    from robustnas._device import require_device
-    from robustnas._progress import LoopProgress
+def prepare(settings: Any) -> Prepared:
+    """Check ``settings`` (one-line errors) and load the images, split in halves."""
     from robustnas.data import load_dataset, require_data
-    from robustnas.search._run import check_settings, write_settings
-    from robustnas.train._checkpoint import load_checkpoint
 
-    require_device(device)
     require_data(settings.data, settings.dataset)
     space = spaces.get(settings.space)
     gradient = resolve(settings, space)
@@ -309,31 +259,84 @@ def run_gradient(settings: Any, out: Path, *, device: str = "cpu", progress: boo
             f"{len(halves.train_labels)} images for the weights are fewer than one batch ({gradient.batch_size}); "
             "lower --batch-size or raise per_class"
         )
-    record = json_settings(settings)
+    return Prepared(space, gradient, halves)
+
+
+def plan(settings: Any) -> dict[str, Any]:
+    """What a differentiable search will do, without training: the resolved settings and the
+    supernet's parameter counts (``robustnas search ... --dry-run``)."""
+    prepared = prepare(settings)
+    gradient, halves = prepared.gradient, prepared.halves
+    supernet = prepared.space.supernet(halves.num_classes, **gradient.sizes)
+    return {
+        "strategy": settings.strategy,
+        "space": settings.space,
+        "dataset": settings.dataset,
+        "supernet_weights": sum(p.numel() for p in supernet.weight_parameters()),
+        "supernet_alphas": sum(p.numel() for p in supernet.arch_parameters()),
+        "images_weights": len(halves.train_labels),
+        "images_alphas": len(halves.val_labels),
+        "steps_per_epoch": steps_per_epoch(halves, gradient),
+        "steps": steps_per_epoch(halves, gradient) * gradient.epochs,
+        "settings": {**json_ready(asdict(settings)), "resolved": gradient.to_dict()},
+    }
+
+
+def resolve(settings: Any, space: Space) -> GradientSettings:
+    """The strategy's options checked and resolved against ``space``; proxy-search flags refused."""
+    for name, value, default in (("--objective", settings.objective, None), ("--budget", settings.budget, None),
+                                 ("--proxy-seed", settings.proxy_seed, 0)):
+        if value != default:
+            raise RobustnasError(
+                f"{name} does not apply to --strategy {settings.strategy}, which trains a supernet "
+                "(its losses: --strategy-option objectives=natural,adversarial,corruption; length: epochs=N)"
+            )
+    if settings.max_latency_ms is not None or settings.latency_device != "edgegpu":
+        raise RobustnasError(f"--max-latency and --latency-device do not apply to --strategy {settings.strategy}")
+    strategy = get(settings.strategy)(space, settings.seed, batch_size=settings.batch_size, **settings.options)
+    return strategy.settings
+
+
+def run_gradient(settings: Any, out: Path, *, device: str = "cpu", progress: bool = True,
+                 after_step: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Search ``settings.space`` by gradient into ``out`` (resumable); returns result.json's content.
+
+    ``after_step`` sees each step's log row (tests use it to stop a run midway).
+    """
+    from robustnas._device import require_device
+    from robustnas._progress import LoopProgress
+    from robustnas.search._run import check_settings, write_settings
+    from robustnas.train._checkpoint import load_checkpoint, save_checkpoint
+
+    require_device(device)
+    prepared = prepare(settings)
+    space, gradient, halves = prepared.space, prepared.gradient, prepared.halves
+    record = json_ready(asdict(settings))
     with run_lock(out):
         check_settings(out, settings)
         state = new_state(space, gradient, halves.num_classes, settings.seed, device)
-        checkpoint = out / "checkpoint.pt"
+        checkpoint = out / CHECKPOINT
         if checkpoint.exists():
             state.restore(load_checkpoint(checkpoint, CHECKPOINT_KIND), checkpoint, record)
         write_settings(out, settings)
         per_epoch = steps_per_epoch(halves, gradient)
-        total = per_epoch * gradient.epochs
-        with LoopProgress("search", total, state.epochs_done * per_epoch, "step", progress) as advance:
+        with LoopProgress("search", per_epoch * gradient.epochs, state.epochs_done * per_epoch, "step", progress) as advance:
             def report(row: dict[str, float]) -> None:
                 advance(status=_status(row))
                 if after_step is not None:
                     after_step(row)
 
-            resumed_finished = state.epochs_done == gradient.epochs
+            trained = False
             while state.epochs_done < gradient.epochs:
                 start = time.perf_counter()
                 train_epoch(state, halves, gradient, settings.seed, device, report)
                 state.seconds += time.perf_counter() - start
-                write_epoch_outputs(out, state, gradient, space, record)
-        if resumed_finished:  # a kill may have come between the last checkpoint and the files after it
-            write_epoch_outputs(out, state, gradient, space, None)
-    return write_gradient_result(out, settings, gradient, space, state, space.discretize(state.supernet))
+                save_checkpoint(checkpoint, state.payload(record), kind=CHECKPOINT_KIND)  # first: then a kill loses nothing
+                write_outputs(out, state, gradient, space)
+                trained = True
+        if not trained:  # a finished search: a kill may have come between its last checkpoint and the files
+            write_outputs(out, state, gradient, space)
+        return write_gradient_result(out, settings, gradient, space, state)
 
 
 def _status(row: dict[str, float]) -> str:
@@ -347,11 +350,12 @@ def _status(row: dict[str, float]) -> str:
 
 
 def write_gradient_result(out: Path, settings: Any, gradient: GradientSettings, space: Space,
-                          state: SearchState, arch: Any) -> dict[str, Any]:
+                          state: SearchState) -> dict[str, Any]:
     """result.json: the found architecture (NB201: its benchmark accuracies and percentiles)."""
     from robustnas.search._run import benchmark_record
 
     supernet = state.supernet
+    arch = space.discretize(supernet)
     last = state.steps[-1] if state.steps else {}
     result: dict[str, Any] = {
         "best_arch": space.key(arch),
@@ -362,7 +366,7 @@ def write_gradient_result(out: Path, settings: Any, gradient: GradientSettings, 
         "final_losses": {key: value for key, value in last.items() if key.startswith("loss_")},
         "search_s": round(state.seconds, 3),
         "genotype_file": str(out / "best_genotype.json"),
-        "settings": {**json_settings(settings), "resolved": gradient.to_dict()},
+        "settings": {**json_ready(asdict(settings)), "resolved": gradient.to_dict()},
     }
     if space.has_benchmark:
         from robustnas.bench import Benchmark

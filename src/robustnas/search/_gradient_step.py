@@ -10,6 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from robustnas.search._gradient import GradientSettings
+from robustnas.search._hypergradient import first_order, second_order
+from robustnas.search._mgda import min_norm_weights
+from robustnas.train._losses import trades_kl
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -33,8 +36,6 @@ def inner_loss(settings: GradientSettings, batch: StepBatch) -> Callable[[Forwar
         return lambda forward: F.cross_entropy(forward(batch.x_train), batch.y_train)
     if settings.inner == "adversarial":
         return lambda forward: F.cross_entropy(forward(batch.x_train_adv), batch.y_train)
-    from robustnas.train._losses import trades_kl
-
     def trades(forward: Forward) -> torch.Tensor:
         logits = forward(batch.x_train)
         return F.cross_entropy(logits, batch.y_train) + settings.trades_beta * trades_kl(logits, forward(batch.x_train_adv))
@@ -53,8 +54,6 @@ def objective_loss(name: str, settings: GradientSettings, batch: StepBatch) -> C
 
 def combine(settings: GradientSettings, gradients: list[list[torch.Tensor]]) -> tuple[list[float], list[torch.Tensor]]:
     """(weight per objective, the combined gradient per alpha tensor): MGDA's min-norm point or the sum."""
-    from robustnas.search._mgda import min_norm_weights
-
     if len(gradients) == 1 or settings.combine == "sum":
         weights = [1.0] * len(gradients)
     else:
@@ -73,8 +72,6 @@ def arch_step(
 ) -> dict[str, float]:
     """Move the alphas one Adam step along the combined objective gradient; returns the losses
     (at w' for the second order), the weight of each objective and the norm of the direction."""
-    from robustnas.search._hypergradient import first_order, second_order
-
     names = settings.active_objectives(epoch)
     losses = [objective_loss(name, settings, batch) for name in names]
     if settings.order == 2:

@@ -38,7 +38,7 @@ def min_norm_weights(gradients: Sequence[torch.Tensor]) -> torch.Tensor:
     toward the vertex with the smallest ``(M w)_i`` (Sener & Koltun 2018, Alg. 2).
     """
     flat = torch.stack([g.detach().reshape(-1).to(torch.float64) for g in gradients])
-    gram = flat @ flat.T
+    gram = (flat @ flat.T).cpu()  # k x k: the solver runs on the CPU whatever the gradients' device
     k = len(gradients)
     if k == 1:
         return torch.ones(1, dtype=torch.float64)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, ClassVar, TypeVar
 
-from robustnas.errors import ArchError
+from robustnas.errors import ArchError, RobustnasError
 from robustnas.spaces._base import Space, register
 
 # The 8 DARTS primitives in the order of the DARTS code (cnn/genotypes.py PRIMITIVES).
@@ -391,7 +391,18 @@ class CellSpace(Space):
         from robustnas.spaces._supernet import CellSupernet
 
         size = self.supernet_sizes | sizes
-        return CellSupernet(self.GENOTYPE.OPS, self._network_type().layout(size["C"], size["layers"]), size["C"], num_classes)
+        layout = self._network_type().layout(size["C"], size["layers"])
+        missing = [cell for cell in self.GENOTYPE.CELLS if cell not in {kind for kind, _ in layout}]
+        if missing:
+            def complete(layers: int) -> bool:
+                return {kind for kind, _ in self._network_type().layout(size["C"], layers)} >= set(self.GENOTYPE.CELLS)
+
+            fewest = next(layers for layers in range(1, 64) if complete(layers))
+            raise RobustnasError(
+                f"a {self.name} supernet of {size['layers']} cells has no {' or '.join(missing)} cell; "
+                f"give layers >= {fewest} (every cell type needs a cell)"
+            )
+        return CellSupernet(self.GENOTYPE.OPS, layout, size["C"], num_classes)
 
     def discretize(self, supernet: Any) -> CellGenotype:
         return supernet.genotype(self.GENOTYPE)
