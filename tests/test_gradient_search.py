@@ -123,7 +123,7 @@ def test_settings_resolve_the_space_sizes_and_the_schedules():
 
 @pytest.mark.parametrize("options, problem", [
     ({"objectives": "natural,natural"}, "distinct names"),
-    ({"objectives": "clean"}, "natural, adversarial, corruption"),
+    ({"objectives": "natural,clean"}, "'clean' is no objective; choose from natural, adversarial, corruption"),
     ({"combine": "product"}, "combine must be one of mgda, sum"),
     ({"order": 3}, "order must be one of 1, 2"),
     ({"inner": "pgd"}, "inner must be one of adversarial, clean, trades"),
@@ -186,6 +186,8 @@ def test_a_tiny_nb201_search_writes_its_logs_and_finds_a_benchmarked_cell(tmp_pa
 
     assert [OPS[i] for i in found.ops] == [last.loc[e].idxmax() for e in range(6)]  # argmax per edge
     assert json.loads((tmp_path / "best_genotype.json").read_text()) == result["best_arch"]
+    assert spaces.get("nb201").parse(str(tmp_path / "best_genotype.json")) == found  # what train and arch show read
+    assert list(alphas.drop_duplicates("edge")["link"]) == ["1->2", "1->3", "1->4", "2->3", "2->4", "3->4"]
     assert result["benchmark"]["nb201_index"] == spaces.get("nb201").benchmark_index(found)
     assert (tmp_path / "alphas_cell.png").stat().st_size > 1000 and result["epochs"] == 2
 
@@ -276,7 +278,7 @@ def test_a_darts_search_and_too_few_cells(tmp_path, capsys):
     argv = ["search", "--space", "arnas", "--strategy", "mgda", "--strategy-option", "layers=3", "--dry-run",
             "--out", str(tmp_path / "x")]
     assert main(argv) == 2
-    assert "arnas supernet of 3 cells has no robust cell; give layers >= 4" in capsys.readouterr().err
+    assert "3 cells are too few for the arnas supernet: it would have no robust cell; give layers >= 4" in capsys.readouterr().err
     assert main(["search", "--strategy", "mgda", "--batch-size", "1", "--dry-run", "--out", "x"]) == 2
     assert "--batch-size must be >= 2" in capsys.readouterr().err
 
@@ -286,9 +288,37 @@ def test_the_plain_dry_run_names_each_figure(capsys):
     lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert lines["supernet_weights"] == "1686106" and lines["supernet_alphas"] == "30"  # NB201 C=16, 5 cells/stage
     assert lines["images_weights"] == "50" and lines["steps_per_epoch"] == "1" and lines["steps"] == "50"
+    assert lines["passes_per_step"] == "22.0"  # 2 x PGD-7, 1 + 2 x 3 second-order passes, the weight step
     assert json.loads(lines["settings"])["resolved"]["per_class"] == 10
     assert main(["search", "--strategy", "mgda", "--strategy-option", "per_class=1", "--dry-run", "--out", "x"]) == 2
     assert "fewer than one batch" in capsys.readouterr().err  # as the run itself would say
+
+
+def test_a_dry_run_checks_what_the_run_checks(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    other = tmp_path / "other"
+    assert main(["search", "--strategy", "random", "--objective", "bench:clean", "--budget", "2", "--out", str(other)]) == 0
+    capsys.readouterr()
+    for extra, message in ((["--out", str(other)], "holds a search with other settings"),
+                           (["--out", str(tmp_path / "file")], "is a file; give a folder"),
+                           (["--scores", str(other), "--out", "x"], "--scores and --storage do not apply"),
+                           (["--storage", "sqlite:///x.db", "--out", "x"], "--scores and --storage do not apply")):
+        assert main(["search", "--strategy", "mgda", "--dry-run", *extra]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_long_search_says_its_cost_before_it_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("robustnas.scoring.LONG_RUN_S", 0.0)  # every run counts as long
+    monkeypatch.setattr("robustnas.scoring.MEASURE_FROM_PASSES", 0.0)
+    settings = SearchSettings("nb201", "cifar10", "mgda", batch_size=4, options={**TINY, "epochs": 1, "order": 1})
+    run(settings, tmp_path, progress=False)
+    err = capsys.readouterr().err
+    # 3 steps x (2 PGD-1 passes + 2 first-order objective passes + the weight step) = 15 passes
+    assert "robustnas: search: 3 steps will take about" in err and "a step is about 5 of them" in err
+    steps = (tmp_path / "steps.csv").read_bytes()
+    run(SearchSettings("nb201", "cifar10", "mgda", batch_size=4, options={**TINY, "epochs": 1, "order": 1}),
+        tmp_path / "again", progress=False)
+    assert (tmp_path / "again" / "steps.csv").read_bytes() == steps  # the timing left the search untouched
 
 
 def test_resume_across_the_dsara_switch_with_corruptions_and_trades(tmp_path):

@@ -183,7 +183,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         options=parse_options(args.strategy, args.strategy_option),
     )
     if args.dry_run:
-        _print_plan(plan(settings), args.json)
+        _print_plan(plan(settings, Path(args.out), runs=args.scores, storage=args.storage, device=args.device), args.json)
         return
     result = run(settings, Path(args.out), runs=args.scores, storage=args.storage, device=args.device)
     print(json.dumps(result, indent=2) if args.json else describe_result(result))

@@ -81,6 +81,18 @@ class GradientSettings:
         """The objectives that move the alphas in ``epoch``: adversarial alone in DSARA's first stage."""
         return ("adversarial",) if epoch < self.adversarial_epochs else self.objectives
 
+    def passes_per_step(self, epoch: int | None = None) -> float:
+        """A step's cost in forward+backward passes of the supernet (the unit a dry run and the
+        pre-run estimate count in): the PGD iterations, the architecture step (second order: the
+        shared training gradient, then per objective the pass at w' and the two finite-difference
+        passes), the weight step. ``epoch`` None: the objectives after DSARA's first stage."""
+        objectives = self.objectives if epoch is None else self.active_objectives(epoch)
+        attacks = {"adversarial": self.pgd_steps, "trades": self.pgd_steps + 1, "clean": 0}[self.inner]
+        attacks += self.pgd_steps if "adversarial" in objectives else 0
+        arch = 1 + 3 * len(objectives) if self.order == 2 else len(objectives)
+        weights = 2 if self.inner == "trades" else 1
+        return float(attacks + arch * weights + weights)
+
     def to_dict(self) -> dict[str, Any]:
         return json_ready(asdict(self))
 
@@ -101,7 +113,8 @@ class MGDASearch(Strategy):
     name = "mgda"
     summary = (
         "differentiable search (ARNAS): an adversarially trained supernet whose alphas follow the MGDA "
-        "common descent of natural, adversarial and corruption losses (options: objectives, combine=sum, order=1)"
+        "common descent of natural, adversarial and corruption losses; its options select the baselines "
+        "(DARTS: objectives=natural inner=clean; a fixed sum: combine=sum; first order: order=1)"
     )
     differentiable = True
     options = {
@@ -111,9 +124,10 @@ class MGDASearch(Strategy):
         "inner": f"the weights' training loss: {', '.join(INNER_LOSSES)} (clean + natural alone = DARTS)",
         "epochs": "search epochs (ARNAS: 50)",
         "channels": "supernet width C (0: the space's search default)",
-        "layers": "cells (DARTS/ARNAS; NB201: cells per stage) (0: the space's search default)",
+        "layers": "cells (DARTS/ARNAS, at least 3/4 so that every cell type has one; NB201: cells per stage) "
+        "(0: the space's search default)",
         "per_class": "images of each class used, split half for weights, half for alphas (0: all)",
-        "adv_weight": "factor on the adversarial loss before combining (ARNAS: 0.1)",
+        "adv_weight": "factor on the adversarial loss before combining (ARNAS: 0.1; steps.csv logs the product)",
         "adversarial_epochs": "DSARA's first stage: epochs whose alpha steps use the adversarial loss alone",
         "pgd_steps": "PGD steps of the search's adversarial examples (ARNAS: 7)",
     }
@@ -169,8 +183,9 @@ def _objective_names(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [name for name in names if name not in OBJECTIVES]
     if not names or unknown or len(set(names)) != len(names):
+        problem = f"{unknown[0]!r} is no objective" if unknown else "give distinct names"
         raise RobustnasError(
-            f"mgda option objectives={text!r}: give distinct names out of {', '.join(OBJECTIVES)}, comma-separated"
+            f"mgda option objectives={text!r}: {problem}; choose from {', '.join(OBJECTIVES)}, comma-separated"
         )
     return names
 

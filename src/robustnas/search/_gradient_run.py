@@ -176,16 +176,20 @@ def steps_frame(state: SearchState, settings: GradientSettings) -> pd.DataFrame:
 
 
 def alphas_frame(state: SearchState, supernet: torch.nn.Module) -> pd.DataFrame:
-    """alphas.csv: one row per epoch, cell type, edge and op with the alpha and its softmax weight."""
+    """alphas.csv: one row per epoch (0-based), cell type, edge and op with the alpha and its softmax
+    weight; ``link`` names the edge by its nodes (NB201: ``1->2`` as in NB201 strings' ``~0`` of
+    node 2; DARTS-style: inputs 0 and 1 are the cell's, intermediate nodes are 2..5)."""
     rows = []
+    links = edge_links(supernet)
     for epoch, alphas in enumerate(state.alphas):
         for kind, matrix in alphas.items():
             alpha = torch.tensor(matrix, dtype=torch.float64)
             weight = torch.softmax(alpha, dim=-1)
             for edge in range(alpha.shape[0]):
                 for index, op in enumerate(op_names(supernet)):
-                    rows.append((epoch, kind, edge, op, float(alpha[edge, index]), float(weight[edge, index])))
-    return pd.DataFrame(rows, columns=["epoch", "cell", "edge", "op", "alpha", "weight"])
+                    rows.append((epoch, kind, edge, links[edge], op, float(alpha[edge, index]),
+                                 float(weight[edge, index])))
+    return pd.DataFrame(rows, columns=["epoch", "cell", "edge", "link", "op", "alpha", "weight"])
 
 
 def op_names(supernet: torch.nn.Module) -> tuple[str, ...]:
@@ -193,6 +197,16 @@ def op_names(supernet: torch.nn.Module) -> tuple[str, ...]:
     from robustnas.spaces.nb201 import OPS
 
     return getattr(supernet, "ops", OPS)
+
+
+def edge_links(supernet: torch.nn.Module) -> list[str]:
+    """``source->target`` of each alpha row (NB201's EDGES; DARTS-style: node i+2 reads 0..i+1)."""
+    from robustnas.spaces._supernet import NODES
+    from robustnas.spaces.nb201 import EDGES
+
+    if not hasattr(supernet, "ops"):
+        return [f"{source}->{target}" for source, target in EDGES]
+    return [f"{source}->{node + 2}" for node in range(NODES) for source in range(node + 2)]
 
 
 def plot_alphas(frame: pd.DataFrame, out: Path) -> list[Path]:
@@ -205,17 +219,22 @@ def plot_alphas(frame: pd.DataFrame, out: Path) -> list[Path]:
     from robustnas._files import atomic_write
 
     last = frame[frame["epoch"] == frame["epoch"].max()]
+    epochs = int(last["epoch"].iloc[0]) + 1
     paths = []
     for kind, rows in last.groupby("cell", sort=False):
         table = rows.pivot(index="edge", columns="op", values="weight")[list(dict.fromkeys(rows["op"]))]
-        fig, ax = plt.subplots(figsize=(1.0 + 0.9 * table.shape[1], 1.0 + 0.32 * table.shape[0]))
-        image = ax.imshow(table.to_numpy(), cmap="viridis", aspect="auto")
+        links = rows.drop_duplicates("edge").set_index("edge")["link"]
+        values = table.to_numpy()
+        fig, ax = plt.subplots(figsize=(1.5 + 1.0 * table.shape[1], 1.2 + 0.32 * table.shape[0]))
+        image = ax.imshow(values, cmap="viridis", aspect="auto")  # colours span this cell's own range
         ax.set_xticks(range(table.shape[1]), table.columns, rotation=45, ha="right")
-        ax.set_yticks(range(table.shape[0]), [f"edge {e}" for e in table.index])
-        for (i, j), value in np.ndenumerate(table.to_numpy()):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="w" if value < table.to_numpy().max() * 0.6 else "k", fontsize=7)
+        ax.set_yticks(range(table.shape[0]), [f"edge {e} ({links[e]})" for e in table.index])
+        middle = (values.max() + values.min()) / 2
+        for (i, j), value in np.ndenumerate(values):
+            ax.text(j, i, f"{value:.4f}", ha="center", va="center", color="w" if value < middle else "k", fontsize=6)
         fig.colorbar(image, ax=ax, label="softmax(alpha)")
-        ax.set_title(f"{kind} cell, epoch {int(last['epoch'].iloc[0]) + 1}")
+        name = "NB201 cell" if kind == "cell" else f"{kind} cell"
+        ax.set_title(f"{name} after {epochs} epoch{'s' if epochs > 1 else ''} (uniform: {1 / table.shape[1]:.4f})")
         fig.tight_layout()
         path = out / f"alphas_{kind}.png"
         with atomic_write(path) as handle:
@@ -263,8 +282,9 @@ def prepare(settings: Any) -> Prepared:
 
 
 def plan(settings: Any) -> dict[str, Any]:
-    """What a differentiable search will do, without training: the resolved settings and the
-    supernet's parameter counts (``robustnas search ... --dry-run``)."""
+    """What a differentiable search will do, without training: the resolved settings, the
+    supernet's parameter counts and the steps with their cost in forward+backward passes
+    (``robustnas search ... --dry-run``)."""
     prepared = prepare(settings)
     gradient, halves = prepared.gradient, prepared.halves
     supernet = prepared.space.supernet(halves.num_classes, **gradient.sizes)
@@ -278,6 +298,7 @@ def plan(settings: Any) -> dict[str, Any]:
         "images_alphas": len(halves.val_labels),
         "steps_per_epoch": steps_per_epoch(halves, gradient),
         "steps": steps_per_epoch(halves, gradient) * gradient.epochs,
+        "passes_per_step": gradient.passes_per_step(),
         "settings": {**json_ready(asdict(settings)), "resolved": gradient.to_dict()},
     }
 
@@ -320,6 +341,7 @@ def run_gradient(settings: Any, out: Path, *, device: str = "cpu", progress: boo
             state.restore(load_checkpoint(checkpoint, CHECKPOINT_KIND), checkpoint, record)
         write_settings(out, settings)
         per_epoch = steps_per_epoch(halves, gradient)
+        announce_cost(state, halves, gradient, settings.seed, device, per_epoch)
         with LoopProgress("search", per_epoch * gradient.epochs, state.epochs_done * per_epoch, "step", progress) as advance:
             def report(row: dict[str, float]) -> None:
                 advance(status=_status(row))
@@ -337,6 +359,37 @@ def run_gradient(settings: Any, out: Path, *, device: str = "cpu", progress: boo
         if not trained:  # a finished search: a kill may have come between its last checkpoint and the files
             write_outputs(out, state, gradient, space)
         return write_gradient_result(out, settings, gradient, space, state)
+
+
+def announce_cost(state: SearchState, halves: Halves, gradient: GradientSettings, seed: int, device: str,
+                  per_epoch: int) -> None:
+    """Say on stderr what the steps left will take when that is over two minutes: one timed
+    forward+backward of a copy of the supernet (the faster of two) times the passes of each step."""
+    import copy
+    import sys
+
+    from robustnas._progress import format_duration
+    from robustnas.scoring import LONG_RUN_S, MEASURE_FROM_PASSES
+
+    steps = per_epoch * (gradient.epochs - state.epochs_done)
+    passes = sum(gradient.passes_per_step(epoch) for epoch in range(state.epochs_done, gradient.epochs)) * per_epoch
+    if passes < MEASURE_FROM_PASSES:
+        return
+    order = np.random.default_rng([seed, state.epochs_done]).permutation(len(halves.train_labels))
+    batch = step_batch(halves, gradient, seed, state.epochs_done, 0, order, device)
+    network = copy.deepcopy(state.supernet)  # the search's own state (BN statistics, gradients) untouched
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        torch.nn.functional.cross_entropy(network(batch.x_train), batch.y_train).backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    seconds = passes * min(times)
+    if seconds >= LONG_RUN_S:
+        print(f"robustnas: search: {steps:,} steps will take about {format_duration(seconds)} here (one forward+"
+              f"backward of the supernet: {min(times):.2f} s; a step is about {passes / steps:.0f} of them)",
+              file=sys.stderr, flush=True)
 
 
 def _status(row: dict[str, float]) -> str:
@@ -365,7 +418,7 @@ def write_gradient_result(out: Path, settings: Any, gradient: GradientSettings, 
         "supernet_alphas": sum(p.numel() for p in supernet.arch_parameters()),
         "final_losses": {key: value for key, value in last.items() if key.startswith("loss_")},
         "search_s": round(state.seconds, 3),
-        "genotype_file": str(out / "best_genotype.json"),
+        "genotype_file": str((out / "best_genotype.json").resolve()),
         "settings": {**json_ready(asdict(settings)), "resolved": gradient.to_dict()},
     }
     if space.has_benchmark:

@@ -214,9 +214,13 @@ def open_search(out: Path, settings: SearchSettings) -> Store:
     return Store(out / STORE_FILE)
 
 
-def check_settings(out: Path, settings: SearchSettings) -> None:
-    """Create RUN_DIR; a search.json there with other settings (the budget may grow) is an error."""
-    out.mkdir(parents=True, exist_ok=True)
+def check_settings(out: Path, settings: SearchSettings, create: bool = True) -> None:
+    """Create RUN_DIR (unless ``create`` is False); a search.json there with other settings (the
+    budget may grow) is an error, and so is a file in its place."""
+    if out.exists() and not out.is_dir():
+        raise RobustnasError(f"--out {out} is a file; give a folder (created if missing)")
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     path = out / SETTINGS_FILE
     if path.exists():
         try:
@@ -345,8 +349,7 @@ def run(
     from robustnas.search._objectives import LiveProxies, parse_objective
 
     if get(settings.strategy).differentiable:
-        if runs or storage:
-            raise RobustnasError(f"--scores and --storage do not apply to --strategy {settings.strategy}, which trains a supernet")
+        _refuse_proxy_sources(settings, runs, storage)
         from robustnas.search._gradient_run import run_gradient
 
         return run_gradient(settings, out, device=device, progress=progress)
@@ -380,13 +383,22 @@ def run(
     return write_result(out, settings, outcome, objective.names, space, bench, extra)
 
 
-def plan(settings: SearchSettings) -> dict[str, Any]:
-    """What ``run(settings, ...)`` will do, computing nothing (``robustnas search --dry-run``): the
-    settings with every strategy option resolved; a differentiable strategy adds its supernet's
-    parameter counts (``supernet_weights``, ``supernet_alphas``) and steps."""
+def plan(
+    settings: SearchSettings, out: Path | None = None, *, runs: Sequence[Path] = (), storage: str | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """What ``run(settings, out, ...)`` will do, computing nothing (``robustnas search --dry-run``):
+    the settings with every strategy option resolved; a differentiable strategy adds its supernet's
+    parameter counts (``supernet_weights``, ``supernet_alphas``) and steps. The arguments are
+    checked as the run checks them (an ``out`` holding another search is refused)."""
+    if out is not None:
+        check_settings(out, settings, create=False)
     if get(settings.strategy).differentiable:
+        from robustnas._device import require_device
         from robustnas.search._gradient_run import plan as gradient_plan
 
+        _refuse_proxy_sources(settings, runs, storage)
+        require_device(device)
         return gradient_plan(settings)
     from robustnas.search._base import strategy_options
 
@@ -397,6 +409,11 @@ def plan(settings: SearchSettings) -> dict[str, Any]:
         "strategy": settings.strategy, "space": settings.space, "dataset": settings.dataset,
         "budget": settings.budget, "settings": {**asdict(settings), "resolved": options},
     }
+
+
+def _refuse_proxy_sources(settings: SearchSettings, runs: Sequence[Path], storage: str | None) -> None:
+    if runs or storage:
+        raise RobustnasError(f"--scores and --storage do not apply to --strategy {settings.strategy}, which trains a supernet")
 
 
 def _stored_evaluations(store: Store, objective: Any) -> int:
@@ -425,7 +442,8 @@ def describe_result(result: dict[str, Any]) -> str:
         losses = ", ".join(f"{name[len('loss_'):]} {value:.4g}" for name, value in result["final_losses"].items())
         lines.append(
             f"supernet: {result['supernet_weights']:,} weights, {result['supernet_alphas']} alphas; {result['epochs']} "
-            f"epochs ({result['steps']} steps, {result['search_s']:.1f} s); last step's losses: {losses}"
+            f"epoch{'s' if result['epochs'] != 1 else ''} ({result['steps']} steps, {result['search_s']:.1f} s); "
+            f"last step's losses: {losses}"
         )
         lines.append("per step: steps.csv (losses, objective weights); alphas: alphas.csv, alphas_*.png")
     else:

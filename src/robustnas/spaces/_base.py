@@ -40,7 +40,8 @@ class Space(abc.ABC):
 
     Class attributes: ``name`` (the ``--space`` value), ``label`` (in messages), ``summary`` (one
     line of help), ``default_sizes`` (constructor sizes of the standard evaluation network),
-    ``reads_files`` (a string naming a file is replaced by its text when parsed), ``formats`` (the
+    ``reads_files`` (a string naming a file is replaced by its text when parsed; ``.json`` files are
+    read in every space), ``formats`` (the
     encodings ``robustnas arch convert --to`` writes), ``enumerable`` (``population`` lists every
     canonical architecture: ``--archs unique/all``, ``--unique``, exhaustive ranking, uniform
     sampling over it) and ``has_benchmark`` (architectures are rows of the NB201 robustness
@@ -64,9 +65,17 @@ class Space(abc.ABC):
         a bad value raises ``ArchError`` with one line naming the problem and the fix."""
 
     def parse(self, value: Any) -> Arch:
-        """:meth:`parse_value`, where a string naming an existing file stands for the file's text."""
-        if self.reads_files and isinstance(value, str) and os.path.isfile(value):
+        """:meth:`parse_value`, where a string naming an existing file stands for the file's text
+        (``reads_files``), and a ``.json`` file (what :meth:`record` wrote: best_genotype.json,
+        in every space) for the JSON value it holds."""
+        is_file = isinstance(value, str) and (self.reads_files or value.endswith(".json")) and os.path.isfile(value)
+        if is_file:
             value = read_text_file(Path(value))
+            if not self.reads_files and value.startswith('"'):  # a record that is a JSON string
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError:
+                    pass  # parse_value names the problem
         return self.parse_value(value)
 
     def record(self, arch: Arch) -> Any:

@@ -399,8 +399,8 @@ class CellSpace(Space):
 
             fewest = next(layers for layers in range(1, 64) if complete(layers))
             raise RobustnasError(
-                f"a {self.name} supernet of {size['layers']} cells has no {' or '.join(missing)} cell; "
-                f"give layers >= {fewest} (every cell type needs a cell)"
+                f"{size['layers']} cells are too few for the {self.name} supernet: it would have no "
+                f"{' or '.join(missing)} cell; give layers >= {fewest}"
             )
         return CellSupernet(self.GENOTYPE.OPS, layout, size["C"], num_classes)
 
