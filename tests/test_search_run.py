@@ -385,13 +385,13 @@ def test_killed_nsga2_search_resumes_to_the_uninterrupted_result(capsys, tmp_pat
 def test_a_long_search_says_its_cost_before_it_starts(capsys, tmp_path, monkeypatch):
     """Issue 16: the proxies a search computes live are costed up front (hessian_eig: 168.5 passes each)."""
     import robustnas.scoring
-    from robustnas.search._objectives import ProxyObjective
+    from robustnas.search._objectives import LiveProxies
 
-    def stop(self, arch):
+    def stop(self, archs, names):  # before any proxy is computed
         raise KeyboardInterrupt
 
     monkeypatch.setattr(robustnas.scoring, "pass_seconds", lambda *args: 2.0)
-    monkeypatch.setattr(ProxyObjective, "__call__", stop)
+    monkeypatch.setattr(LiveProxies, "prefetch", stop)
     code, _, err = cli(capsys, "search", "--objective", "hessian_eig", "--budget", "20", "--out", str(tmp_path / "r"))
     assert code == 130
     assert err.splitlines()[0] == (

@@ -99,7 +99,9 @@ def cmd_score(args: argparse.Namespace) -> None:
         device=args.device,
     )
     archs = shard(select_archs(args.space, args.archs, args.seed), args.shard)
-    result = run_scoring(settings, archs, Path(args.out), workers=args.workers)
+    result = run_scoring(
+        settings, archs, Path(args.out), workers=args.workers, engine=args.engine, address=args.ray_address
+    )
     print(
         f"{result['archs']} architectures, {result['computed']} computed now "
         f"({result['archs'] - result['computed']} already stored) in {result['seconds']:.1f} s -> {args.out}"
@@ -162,7 +164,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     result, out, computed = run_evaluation(
         args.checkpoint, args.suite, out=args.out, data=args.data, n=args.n, batch_size=args.batch_size,
-        seed=args.seed, device=args.device,
+        seed=args.seed, device=args.device, workers=args.workers, engine=args.engine, address=args.ray_address,
     )
     print(summary_table(result), end="")
     print(f"{computed} values computed now (the others read from the store) -> {out / JSON_FILE}, {out / MARKDOWN_FILE}, "
@@ -182,10 +184,12 @@ def cmd_search(args: argparse.Namespace) -> None:
         proxy_seed=args.proxy_seed, max_latency_ms=args.max_latency, latency_device=args.latency_device,
         options=parse_options(args.strategy, args.strategy_option),
     )
+    where = {"runs": args.scores, "storage": args.storage, "device": args.device, "workers": args.workers,
+             "engine": args.engine, "address": args.ray_address}
     if args.dry_run:
-        _print_plan(plan(settings, Path(args.out), runs=args.scores, storage=args.storage, device=args.device), args.json)
+        _print_plan(plan(settings, Path(args.out), **where), args.json)
         return
-    result = run(settings, Path(args.out), runs=args.scores, storage=args.storage, device=args.device)
+    result = run(settings, Path(args.out), **where)
     print(json.dumps(result, indent=2) if args.json else describe_result(result))
 
 
@@ -267,6 +271,19 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=DEVICES, help="where the networks run (default cpu)")
 
 
+def _engine_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--workers, --engine and --ray-address: where the work over many items runs (robustnas.executors)."""
+    parser.add_argument("--workers", type=int, default=1, help=f"processes computing {what} at once (default 1)")
+    parser.add_argument(
+        "--engine", default="local", choices=("local", "ray"),
+        help="local: processes on this machine (default); ray: Ray tasks (pip install 'robustnas[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address", metavar="ADDR",
+        help="the Ray cluster: HOST:PORT of its head or auto (default: $RAY_ADDRESS, else a Ray for this command)",
+    )
+
+
 def _run_dir_option(parser: argparse.ArgumentParser) -> None:
     """--out of the resumable commands (score, search, train)."""
     parser.add_argument("--out", required=True, help="run directory (created, or resumed when it holds a run)")
@@ -304,7 +321,7 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
     _batch_size_option(score, 64, "images in the proxies' batch")
     _seed_option(score, "the proxies' batch and initial weights, and of --archs sample:N")
     _run_dir_option(score)
-    score.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    _engine_options(score, "architectures")
     score.add_argument("--shard", help="i/N: score only every N-th architecture starting at i")
     _device_option(score)
     score.set_defaults(func=cmd_score)
@@ -399,6 +416,7 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
     )
     _json_option(search, "the result (or the --dry-run plan) as one JSON object")
     _device_option(search)
+    _engine_options(search, "the proxies of an ask's new architectures")
     _run_dir_option(search)
     search.set_defaults(func=cmd_search)
 
@@ -466,6 +484,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     _batch_size_option(evaluate, 256, "images per forward pass")
     _seed_option(evaluate, "attack random starts and corruption noise")
     _device_option(evaluate)
+    _engine_options(evaluate, "suite items (each corruption x severity is one)")
     evaluate.add_argument("--out", help="folder for evaluation.json/.md and store.sqlite (default: the checkpoint's)")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -22,11 +22,12 @@ again) and writes DIR/evaluation.json and DIR/evaluation.md after every suite it
 """
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from robustnas.errors import RobustnasError
 from robustnas._files import replace_file
 from robustnas._progress import LoopProgress
 from robustnas.train._batches import Pixels, as_pixels, eval_batches
+
+if TYPE_CHECKING:
+    from robustnas.executors import Executor
 
 CLEAN, CORRUPTIONS_ITEM, SANITY = "clean", "corruptions", "sanity"
 SANITY_IMAGES = 64
@@ -120,6 +124,7 @@ def evaluate(
     on_value: OnValue | None = None,
     on_item: OnItem | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run ``suite`` on uint8 images [N,H,W,3] with integer labels [N] (e.g. an ImageSet's).
 
@@ -128,7 +133,9 @@ def evaluate(
     {"severity": acc}} (with corruptions), "settings": {item: settings}, "sanity": checks or None,
     "n": N}``. ``known`` maps quantities (see :func:`quantities`) to (value, note) pairs computed
     before, which are not computed again; ``on_value(quantity, value, note)`` runs as each new
-    value exists, ``on_item(partial result)`` after each item (pending values are None).
+    value exists, ``on_item(partial result)`` after each item (pending values are None). With an
+    ``executor`` (robustnas.executors), the items, and each corruption x severity, run in parallel
+    on its workers (a copy of the model each); ``on_item`` then runs after each of them.
     """
     items = parse_suite(suite)
     pixels = _check_inputs(images, labels, batch_size, seed)
@@ -145,6 +152,9 @@ def evaluate(
         if on_value is not None:
             on_value(quantity, value, note)
 
+    if executor is not None:
+        return _evaluate_parallel(executor, items, _shared(model, pixels, settings, batch_size, seed), values, record,
+                                  on_item, progress)
     for item in plan(items):
         start = time.perf_counter()
         todo = [q for q in quantities(item) if q not in values]
@@ -154,6 +164,72 @@ def evaluate(
         if on_item is not None:
             on_item(_assemble(items, values, settings, len(pixels)))
     return _assemble(items, values, settings, len(pixels))
+
+
+def _shared(model: nn.Module, pixels: Pixels, settings: dict[str, Any], batch_size: int, seed: int) -> tuple:
+    """What every work unit of a parallel evaluation needs; the model travels on the CPU (a copy
+    when it is elsewhere) and each worker moves it to the model's device."""
+    device = str(next(model.parameters()).device)
+    portable = model if device == "cpu" else copy.deepcopy(model).cpu()
+    return portable, device, pixels, settings, batch_size, seed
+
+
+def _evaluate_parallel(
+    executor: Executor, items: list[str], shared: tuple, values: dict[str, Value], record: Callable[..., None],
+    on_item: OnItem | None, progress: bool,
+) -> dict[str, Any]:
+    """:func:`evaluate` with one work unit per missing item, and per corruption x severity."""
+    from robustnas.executors import Failed
+
+    settings, n = shared[3], len(shared[2])
+    units = [unit for item in plan(items) for unit in _units(item, values)]
+    with LoopProgress("evaluate", len(units), unit="item", enabled=progress) as advance:
+        for index, result in executor.map_unordered(evaluation_task, units, shared):
+            failed = isinstance(result, Failed)
+            record(*((_quantity(units[index]), float("nan"), result.reason) if failed else result))
+            advance()
+            if on_item is not None:
+                on_item(_assemble(items, values, settings, n))
+    if CORRUPTIONS_ITEM in items and CORRUPTIONS_ITEM not in values:
+        record(CORRUPTIONS_ITEM, _corruption_mean(values))
+        if on_item is not None:
+            on_item(_assemble(items, values, settings, n))
+    return _assemble(items, values, settings, n)
+
+
+def _conditions() -> list[tuple[str, int]]:
+    """Every (corruption, severity) of the corruptions item."""
+    return [(name, severity) for name in CORRUPTIONS for severity in SEVERITIES]
+
+
+def _units(item: str, values: Mapping[str, Value]) -> list[tuple]:
+    """The work units of one item still missing: ``(item,)``, or ``(corruptions, name, severity)``."""
+    if item == CORRUPTIONS_ITEM:
+        return [(item, *condition) for condition in _conditions() if _corruption_key(*condition) not in values]
+    return [] if item in values else [(item,)]
+
+
+def _quantity(unit: tuple) -> str:
+    return _corruption_key(*unit[1:]) if unit[0] == CORRUPTIONS_ITEM else unit[0]
+
+
+def evaluation_task(shared: tuple, unit: tuple) -> tuple[str, float, str | None]:
+    """One work unit of a parallel evaluation (any engine): (quantity, value, note) of one item, or
+    of one corruption x severity, on the shared (model, device, pixels, settings, batch size, seed);
+    running out of memory gives NaN with the reason as the note."""
+    from robustnas.executors import out_of_memory
+
+    model, device, pixels, settings, batch_size, seed = shared
+    model, item = model.to(device), unit[0]
+    try:
+        if item == CORRUPTIONS_ITEM:
+            return _quantity(unit), _corruption_accuracy(model, pixels, settings[item], batch_size, *unit[1:]), None
+        found: dict[str, Value] = {}
+        _run_item(item, model, pixels, settings[item], batch_size, seed, found,
+                  lambda quantity, value, note=None: found.update({quantity: (value, note)}), _Reporter(False))
+        return item, *found[item]
+    except (torch.OutOfMemoryError, MemoryError) as error:  # stored as undefined with the reason
+        return _quantity(unit), float("nan"), out_of_memory(error)
 
 
 def _check_inputs(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> Pixels:
@@ -215,16 +291,28 @@ def _corruptions(
     values: dict[str, Value], record: Callable[..., None], reporter: "_Reporter",
 ) -> None:
     """Accuracy on each corrupted copy of the images, stored one by one, then their mean."""
-    conditions = [(name, severity) for name in CORRUPTIONS for severity in SEVERITIES]
+    conditions = _conditions()
     with reporter.bar(CORRUPTIONS_ITEM, len(conditions)) as advance:
         for name, severity in conditions:
             key = _corruption_key(name, severity)
             if key not in values:
-                corrupted = corrupt(pixels.images, name, severity, settings["seed"], settings["table"])
-                record(key, _accuracy(model, Pixels(corrupted, pixels.labels), batch_size, None, LoopProgress("", 0, enabled=False)))
+                record(key, _corruption_accuracy(model, pixels, settings, batch_size, name, severity))
             advance()
     if CORRUPTIONS_ITEM not in values:
-        record(CORRUPTIONS_ITEM, float(np.mean([values[_corruption_key(*c)][0] for c in conditions])))
+        record(CORRUPTIONS_ITEM, _corruption_mean(values))
+
+
+def _corruption_accuracy(
+    model: nn.Module, pixels: Pixels, settings: dict[str, Any], batch_size: int, name: str, severity: int
+) -> float:
+    """Accuracy on the images corrupted by ``name`` at ``severity`` (seeded by the item's settings)."""
+    corrupted = corrupt(pixels.images, name, severity, settings["seed"], settings["table"])
+    return _accuracy(model, Pixels(corrupted, pixels.labels), batch_size, None, LoopProgress("", 0, enabled=False))
+
+
+def _corruption_mean(values: Mapping[str, Value]) -> float:
+    """The corruptions item: the mean accuracy over the 15 corruptions x 5 severities."""
+    return float(np.mean([values[_corruption_key(*condition)][0] for condition in _conditions()]))
 
 
 def _sanity(model: nn.Module, pixels: Pixels, settings: dict[str, Any]) -> dict[str, dict]:
@@ -286,10 +374,15 @@ def run_evaluation(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    workers: int = 1,
+    engine: str = "local",
+    address: str | None = None,
 ) -> tuple[dict[str, Any], Path, int]:
     """Evaluate a checkpoint (a run directory of ``robustnas train``, or its final.pt/checkpoint.pt)
     on the first ``n`` test images of ``data`` (default: the data it was trained on), on ``device``
-    ("cpu" or "cuda", checked first).
+    ("cpu" or "cuda", checked first). One local worker runs the items one after the other in this
+    process; more workers, or ``engine`` "ray" (at ``address``), run them in parallel
+    (robustnas.executors).
 
     Values go to OUT/store.sqlite (OUT defaults to the checkpoint's folder) under run "evaluate",
     key (architecture, quantity, seed, config hash of {weights digest, images digest, item,
@@ -297,12 +390,15 @@ def run_evaluation(
     number of values computed now).
     """
     from robustnas._device import require_device
+    from robustnas.executors import make_executor
     from robustnas.store import Key, Result, Store
     from robustnas.train._model_spec import load_model
 
     require_device(device)
     items = parse_suite(suite)
     check_settings(batch_size, seed)
+    executor = make_executor(engine, workers, device=device, address=address)
+    parallel = engine != "local" or workers > 1
     if n is not None and n < 1:
         raise RobustnasError(f"--n must be >= 1, got {n}")
     loaded = load_model(Path(checkpoint))
@@ -313,7 +409,7 @@ def run_evaluation(
     base = {"weights": loaded.digest, "images": _images_digest(test.images, test.labels)}
     header = _header(loaded, test)
     computed = 0
-    with Store(out_dir / STORE_FILE) as store:
+    with executor, Store(out_dir / STORE_FILE) as store:
         store.ensure_run(RUN, {"command": "robustnas evaluate"})
         config_of: dict[str, str] = {}
         for item in plan(items):
@@ -336,7 +432,7 @@ def run_evaluation(
 
         result = evaluate(
             model, test.images, test.labels, items, batch_size=batch_size, seed=seed, known=known,
-            on_value=on_value, on_item=on_item, progress=progress,
+            on_value=on_value, on_item=on_item, progress=progress, executor=executor if parallel else None,
         )
     result["checkpoint"] = str(loaded.weights_file)
     return result, out_dir, computed

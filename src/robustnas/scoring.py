@@ -8,20 +8,20 @@ work and without losing or duplicating a row.
 Determinism: one seeded batch for the whole run (training split, crop+flip augmentation as in
 NAS-Bench-Suite-Zero), and each network initialised from a seed derived from (seed, architecture),
 so a value does not depend on the order, the shard or the worker that computed it. On CPU, values are
-bit-identical for the same seed and the same ``--workers`` (the thread count per worker follows it).
+bit-identical for the same seed and the same ``--workers`` (the thread count per worker follows it),
+on either engine (the local pool or Ray, robustnas.executors).
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 import zlib
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,9 +114,6 @@ def shard(archs: list[str], spec: str | None) -> list[str]:
 
 
 # ---- one architecture ------------------------------------------------------------------------
-_WORKER: dict[str, Any] = {}
-
-
 def prepare_batch(settings: ScoreSettings) -> tuple[torch.Tensor, torch.Tensor]:
     """The run's one batch (x normalised, y), on ``settings.device``: ``batch_size`` training images
     drawn with ``seed``, crop+flip augmented as in NAS-Bench-Suite-Zero."""
@@ -196,15 +193,6 @@ def cost_notice(
     return line + ")"
 
 
-def _init_worker(settings: ScoreSettings, threads: int) -> None:
-    """Load the data and fix the thread count once per worker process."""
-    import torch
-
-    torch.set_num_threads(threads)
-    x, y = prepare_batch(settings)
-    _WORKER.update(settings=settings, x=x, y=y)
-
-
 def _data_name(settings: ScoreSettings) -> str | None:
     return settings.dataset if settings.data is not None else None
 
@@ -214,9 +202,26 @@ def arch_seed(seed: int, arch: str) -> int:
     return zlib.crc32(f"{seed}:{arch}".encode())
 
 
-def _score_one(job: tuple[str, tuple[str, ...]]) -> tuple[str, dict[str, float], dict[str, str], float]:
+def score_task(shared: tuple[ScoreSettings, torch.Tensor, torch.Tensor], job: tuple[str, tuple[str, ...]]) -> tuple:
+    """One work unit of a scoring run (any engine): (arch, values, reasons, seconds) of ``job``'s
+    (arch, proxies) on the shared (settings, x, y). Running out of memory makes the values
+    undefined with the reason, so one network too large for a device does not stop the run."""
+    import torch
+
+    from robustnas.executors import out_of_memory
+
+    settings, x, y = shared
     arch, proxies = job
-    return (arch, *score_arch(_WORKER["settings"], _WORKER["x"], _WORKER["y"], arch, proxies))
+    try:
+        return (arch, *score_arch(settings, x.to(settings.device), y.to(settings.device), arch, proxies))
+    except (torch.OutOfMemoryError, MemoryError) as error:
+        return failed_job(job, out_of_memory(error))
+
+
+def failed_job(job: tuple[str, tuple[str, ...]], reason: str) -> tuple:
+    """The result of a job that could not run: every proxy undefined with ``reason``."""
+    arch, proxies = job
+    return arch, {name: math.nan for name in proxies}, {name: reason for name in proxies}, 0.0
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -250,36 +255,46 @@ def todo(store, settings: ScoreSettings, archs: list[str], config: str) -> list[
     return [(arch, tuple(proxies)) for arch, proxies in missing.items()]
 
 
-def run_scoring(settings: ScoreSettings, archs: list[str], out: Path, workers: int = 1) -> dict[str, Any]:
-    """Score ``archs``, storing each architecture's values as soon as they exist; returns a summary."""
+def run_scoring(
+    settings: ScoreSettings, archs: list[str], out: Path, workers: int = 1, *, engine: str = "local",
+    address: str | None = None,
+) -> dict[str, Any]:
+    """Score ``archs``, storing each architecture's values as soon as they exist; returns a summary.
+
+    ``workers`` processes of ``engine`` ("local" or "ray", at the Ray cluster ``address``;
+    robustnas.executors) compute; this process alone stores.
+    """
     from robustnas._progress import LoopProgress
+    from robustnas.executors import Failed, default_threads, make_executor
     from robustnas.store import Result
 
     settings.check()
-    if workers < 1:
-        raise RobustnasError(f"--workers must be >= 1, got {workers}")
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    _init_worker(settings, threads)  # loads the data: bad settings fail before the run directory exists
-    with run_lock(out), open_run(out, settings) as store:
+    threads = default_threads(max(1, workers))  # set even for one worker: the values depend on it (module doc)
+    executor = make_executor(engine, workers, threads=threads, device=settings.device, address=address)
+    x, y = prepare_batch(settings)  # loads the data: bad settings fail before the run directory exists
+    shared = (settings, x.cpu(), y.cpu())
+    with executor, run_lock(out), open_run(out, settings) as store:  # a Ray that cannot start fails first
         config = store.add_config(settings.value_config())
         jobs = todo(store, settings, archs, config)
         if jobs:
             missing = sorted({name for _, names in jobs for name in names}, key=settings.proxies.index)
             first = jobs[0][0]
-            announce_cost(missing, len(jobs), workers, lambda: pass_seconds(settings, _WORKER["x"], _WORKER["y"], first))
+            announce_cost(missing, len(jobs), workers, lambda: pass_seconds(settings, x, y, first))
         start = time.perf_counter()
         with (
             LoopProgress("scoring", len(archs), len(archs) - len(jobs)) as advance,
-            closing(_results(settings, jobs, workers, threads)) as results,  # an exception stops the workers at once
+            closing(executor.map_unordered(score_task, jobs, shared)) as results,  # an exception stops the workers
         ):
-            for arch, values, reasons, _ in results:
+            for index, result in results:
+                arch, values, reasons, _ = failed_job(jobs[index], result.reason) if isinstance(result, Failed) else result
                 rows = [
                     Result(arch, name, settings.seed, config, value, reasons.get(name))
                     for name, value in values.items()
                 ]
                 store.put_many(RUN, rows)
                 advance()
-        return {"archs": len(archs), "computed": len(jobs), "seconds": time.perf_counter() - start}
+        return {"archs": len(archs), "computed": len(jobs), "seconds": time.perf_counter() - start,
+                **executor.describe()}
 
 
 def _count(number: int, noun: str, plural: str | None = None) -> str:
@@ -299,20 +314,6 @@ def announce_cost(
     notice = cost_notice(passes, archs, workers, time_one_pass(), label)
     if notice:
         print(f"robustnas: {notice}", file=sys.stderr, flush=True)
-
-
-def _results(settings: ScoreSettings, jobs: list, workers: int, threads: int) -> Iterator[tuple]:
-    """Scored jobs as they finish (in any order with several workers: nothing finished waits on a slow one)."""
-    if workers == 1:  # the parent's worker state is already initialised
-        yield from map(_score_one, jobs)
-        return
-    from concurrent.futures import as_completed
-
-    from robustnas._workers import process_pool
-
-    with process_pool(workers, _init_worker, (settings, threads)) as pool:
-        for future in as_completed([pool.submit(_score_one, job) for job in jobs]):
-            yield future.result()
 
 
 def summary_table(out: Path):

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import torch
 
     from robustnas.bench import Benchmark
+    from robustnas.executors import Executor
     from robustnas.predict import Predictor
     from robustnas.scoring import ScoreSettings
     from robustnas.spaces.nb201 import NB201Arch
@@ -68,10 +69,15 @@ class LiveProxies:
     found in ``runs`` are copied into ``store`` too, so a search store holds every value it used.
     Architectures are named by ``str(arch)`` (``Space.key`` for the canonical archs strategies
     give); ``settings.proxies`` is not used, ``values`` names the proxies. ``computed`` counts networks
-    built, ``seconds`` the time spent in them.
+    built, ``seconds`` the time spent in them. With an ``executor`` (robustnas.executors),
+    :meth:`prefetch` computes the missing values of many architectures in parallel; without one,
+    each is computed in this process when asked for.
     """
 
-    def __init__(self, settings: ScoreSettings, store: Store | None = None, runs: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, settings: ScoreSettings, store: Store | None = None, runs: Sequence[Path] = (),
+        executor: Executor | None = None,
+    ) -> None:
         from robustnas.scoring import RUN, stored_values
         from robustnas.store import config_hash
 
@@ -85,6 +91,8 @@ class LiveProxies:
             for key, value in stored_values(Path(run), settings).items():
                 self._runs.setdefault(key, value)
         self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.executor = executor
+        self._shared: tuple[ScoreSettings, torch.Tensor, torch.Tensor] | None = None
         if store is not None:
             store.ensure_run(RUN, {"settings": settings.value_config() | {"seed": settings.seed}})
             store.add_config(settings.value_config())
@@ -134,14 +142,42 @@ class LiveProxies:
             self._batch = prepare_batch(self.settings)
         return self._batch
 
+    def prefetch(self, archs: Sequence[Arch], names: Sequence[str]) -> None:
+        """Compute (through the executor, in parallel) and store the values of ``names`` that no
+        run, store or earlier call holds for ``archs``; later :meth:`values` calls read them."""
+        from robustnas.proxies import resolve
+        from robustnas.scoring import failed_job, score_task
+        from robustnas.executors import Failed
+
+        if self.executor is None or not names:
+            return
+        names = resolve(list(names))
+        jobs = []
+        for key in dict.fromkeys(str(arch) for arch in archs):
+            missing = tuple(name for name in names if self._lookup(key, name) is None)
+            if missing:
+                jobs.append((key, missing))
+        if self._shared is None:  # one object for every call: a local pool is started once
+            x, y = self._proxy_batch()
+            self._shared = (self.settings, x.cpu(), y.cpu())
+        for index, result in self.executor.map_unordered(score_task, jobs, self._shared):
+            self._keep(*(failed_job(jobs[index], result.reason) if isinstance(result, Failed) else result))
+
     def _compute(self, arch: str, names: tuple[str, ...]) -> dict[str, tuple[float, str | None]]:
-        from robustnas.scoring import RUN, score_arch
+        from robustnas.scoring import score_arch
+
+        return self._keep(arch, *score_arch(self.settings, *self._proxy_batch(), arch, names))
+
+    def _keep(
+        self, arch: str, values: dict[str, float], reasons: dict[str, str], seconds: float
+    ) -> dict[str, tuple[float, str | None]]:
+        """Count, store and remember one network's freshly computed values."""
+        from robustnas.scoring import RUN
         from robustnas.store import Result
 
-        values, reasons, seconds = score_arch(self.settings, *self._proxy_batch(), arch, names)
         self.seconds += seconds
         self.computed += 1
-        results = {name: (values[name], reasons.get(name)) for name in names}
+        results = {name: (value, reasons.get(name)) for name, value in values.items()}
         if self.store is not None:
             rows = [Result(arch, name, self.settings.seed, self._config, *result) for name, result in results.items()]
             self.store.put_many(RUN, rows)

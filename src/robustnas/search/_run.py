@@ -63,11 +63,15 @@ def search(
     *,
     seed: int = 0,
     on_evaluation: Callable[[Evaluation], None] | None = None,
+    prefetch: Callable[[list[Arch]], None] | None = None,
 ) -> SearchOutcome:
     """Run ``strategy`` on ``objective`` until ``budget`` distinct architectures are evaluated.
 
     Objective values are stored under run "search", quantity ``objective:<name>``, key seed
     ``seed`` and the hash of ``objective.config()``; a stored value is read, never recomputed.
+    ``prefetch``, when given, gets the architectures of each ask that will be evaluated (new,
+    admissible, feasible, within the budget) before they are, to compute them in parallel; the
+    search then goes on exactly as without it.
     """
     if budget < 1:
         raise RobustnasError(f"--budget must be >= 1, got {budget}")
@@ -91,6 +95,8 @@ def search(
         archs = strategy.ask()
         if not archs:  # the strategy has nothing left (exhaustive ranking of a small space)
             break
+        if prefetch is not None:
+            prefetch(_to_evaluate(archs, seen, budget - len(seen), space, objective))
         for arch in archs:
             key = space.key(arch)
             if key in seen:
@@ -112,6 +118,19 @@ def search(
             break
     outcome.wall_s = time.perf_counter() - start
     return outcome
+
+
+def _to_evaluate(archs: list[Arch], seen: dict[str, Any], room: int, space: Space, objective: Any) -> list[Arch]:
+    """The architectures of one ask that the loop will evaluate: new (in ask order, once each),
+    admissible and feasible, the first ``room`` of them."""
+    chosen: dict[str, Arch] = {}
+    for arch in archs:
+        key = space.key(arch)
+        if len(chosen) == room:
+            break
+        if key not in seen and key not in chosen and space.admissible(arch) and objective.feasible(arch):
+            chosen[key] = arch
+    return list(chosen.values())
 
 
 def _told(values: tuple[float, ...]) -> float | tuple[float, ...]:
@@ -333,6 +352,9 @@ def run(
     storage: str | None = None,
     device: str = "cpu",
     progress: bool = True,
+    workers: int = 1,
+    engine: str = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
     """``robustnas search``: build the space, objective and strategy, search (resumably), write the result.
 
@@ -340,7 +362,9 @@ def run(
     ``settings.proxy_seed`` (as ``robustnas score --seed``), so stored scoring ``runs`` with those
     settings are read instead of computed. NSGA-II copies its Optuna study into ``storage`` (default
     ``sqlite:///RUN_DIR/optuna.sqlite``; a PostgreSQL URL works too) for sharing. ``device`` ("cpu"
-    or "cuda") is checked before anything else.
+    or "cuda") is checked before anything else. The proxies of each ask's new architectures are
+    computed by ``workers`` processes of ``engine`` ("local" or "ray" at ``address``;
+    robustnas.executors); the values, and so the search, do not depend on the engine.
     """
     from robustnas.bench import Benchmark
     from robustnas._device import require_device
@@ -350,6 +374,7 @@ def run(
 
     if get(settings.strategy).differentiable:
         _refuse_proxy_sources(settings, runs, storage)
+        _refuse_engine(settings, workers, engine, address)
         from robustnas.search._gradient_run import run_gradient
 
         return run_gradient(settings, out, device=device, progress=progress)
@@ -358,11 +383,14 @@ def run(
     bench = Benchmark() if space.has_benchmark else None
     if settings.max_latency_ms is None and settings.latency_device != "edgegpu":
         raise RobustnasError("--latency-device applies to --max-latency; give both (latency:DEVICE names its own device)")
-    with run_lock(out), open_search(out, settings) as store:
+    from robustnas.executors import make_executor
+
+    executor = make_executor(engine, workers, device=device, address=address)
+    with executor, run_lock(out), open_search(out, settings) as store:
         scoring = ScoreSettings(
             settings.space, settings.dataset, settings.data, (), settings.batch_size, settings.proxy_seed, device
         )
-        source = LiveProxies(scoring, store, [Path(r) for r in runs])
+        source = LiveProxies(scoring, store, [Path(r) for r in runs], executor)
         objective = parse_objective(
             settings.objective, space=space, dataset=settings.dataset, source=source, bench=bench,
             max_latency_ms=settings.max_latency_ms, latency_device=settings.latency_device,
@@ -378,6 +406,7 @@ def run(
             outcome = search(
                 strategy, objective, settings.budget, store, seed=settings.proxy_seed,
                 on_evaluation=lambda evaluation: None if evaluation.stored else advance(),
+                prefetch=lambda archs: source.prefetch(archs, objective.proxies),
             )
     extra = {"networks_built": source.computed, "proxy_s": round(source.seconds, 3)}
     return write_result(out, settings, outcome, objective.names, space, bench, extra)
@@ -385,7 +414,7 @@ def run(
 
 def plan(
     settings: SearchSettings, out: Path | None = None, *, runs: Sequence[Path] = (), storage: str | None = None,
-    device: str = "cpu",
+    device: str = "cpu", workers: int = 1, engine: str = "local", address: str | None = None,
 ) -> dict[str, Any]:
     """What ``run(settings, out, ...)`` will do, computing nothing (``robustnas search --dry-run``):
     the settings with every strategy option resolved; a differentiable strategy adds its supernet's
@@ -398,22 +427,33 @@ def plan(
         from robustnas.search._gradient_run import plan as gradient_plan
 
         _refuse_proxy_sources(settings, runs, storage)
+        _refuse_engine(settings, workers, engine, address)
         require_device(device)
         return gradient_plan(settings)
+    from robustnas.executors import make_executor
     from robustnas.search._base import strategy_options
+
+    executor = make_executor(engine, workers, device=device, address=address)  # checked, nothing started
 
     space = spaces.get(settings.space)
     _strategy(settings, space, len(settings.objective.split(",")), None)  # the options and budget checked
     options = {o.name: settings.options.get(o.name, o.default) for o in strategy_options(get(settings.strategy))}
     return {
         "strategy": settings.strategy, "space": settings.space, "dataset": settings.dataset,
-        "budget": settings.budget, "settings": {**asdict(settings), "resolved": options},
+        "budget": settings.budget, "settings": {**asdict(settings), "resolved": options}, **executor.describe(),
     }
 
 
 def _refuse_proxy_sources(settings: SearchSettings, runs: Sequence[Path], storage: str | None) -> None:
     if runs or storage:
         raise RobustnasError(f"--scores and --storage do not apply to --strategy {settings.strategy}, which trains a supernet")
+
+
+def _refuse_engine(settings: SearchSettings, workers: int, engine: str, address: str | None) -> None:
+    if workers != 1 or engine != "local" or address is not None:
+        raise RobustnasError(
+            f"--workers, --engine and --ray-address do not apply to --strategy {settings.strategy}, which trains one supernet"
+        )
 
 
 def _stored_evaluations(store: Store, objective: Any) -> int:
