@@ -77,13 +77,7 @@ def main() -> None:
         "cpus": cpus, "python": platform.python_version(), "ray": ray.__version__, "ray_start_s": ray_start_s,
         "seconds": seconds, "median_s": median,
         "archs_per_s": {name: args.archs / value for name, value in median.items()},
-        "ray_overhead": {
-            str(workers): {
-                "ratio": median[f"ray {workers}"] / median[f"local {workers}"],
-                "ms_per_arch": 1000 * (median[f"ray {workers}"] - median[f"local {workers}"]) / args.archs,
-            }
-            for workers in (1, 2)
-        },
+        "ray_overhead": overhead(seconds, args.archs),
         "identical_values": {
             str(workers): bool(values[f"ray {workers}"].equals(values[f"local {workers}"])) for workers in (1, 2)
         },
@@ -91,6 +85,22 @@ def main() -> None:
     print(json.dumps(record, indent=2))
     if args.write:
         write(record)
+
+
+def overhead(seconds: dict[str, list[float]], archs: int) -> dict[str, dict[str, float]]:
+    """Ray against the local pool at equal workers: the median of the per-round ratios (each round
+    runs the two back to back, so a machine that slows down for a while slows both), the ratio of
+    the medians, and the difference of the medians per architecture."""
+    result = {}
+    for workers in (1, 2):
+        ray_s, local_s = seconds[f"ray {workers}"], seconds[f"local {workers}"]
+        result[str(workers)] = {
+            "paired_ratio": statistics.median(r / l for r, l in zip(ray_s, local_s)),
+            "round_ratios": [r / l for r, l in zip(ray_s, local_s)],
+            "ratio_of_medians": statistics.median(ray_s) / statistics.median(local_s),
+            "ms_per_arch": 1000 * (statistics.median(ray_s) - statistics.median(local_s)) / archs,
+        }
+    return result
 
 
 def write(record: dict) -> None:
@@ -105,14 +115,16 @@ def write(record: dict) -> None:
         f"into a new run directory (local pool start-up included); Ray was started once before "
         f"({record['ray_start_s']:.1f} s, not included) and warmed up.",
         "",
-        "| engine | workers | median s | architectures / s | vs local, same workers |",
-        "|---|---|---|---|---|",
+        "| engine | workers | median s | architectures / s | Ray / local, same workers: per round (median) | ratio of medians |",
+        "|---|---|---|---|---|---|",
     ]
     for name, seconds in record["median_s"].items():
         engine, workers = name.split()
-        overhead = record["ray_overhead"][workers]
-        versus = f"{overhead['ratio']:.3f}x ({overhead['ms_per_arch']:+.1f} ms/arch)" if engine == "ray" else "-"
-        lines.append(f"| {engine} | {workers} | {seconds:.2f} | {record['archs_per_s'][name]:.2f} | {versus} |")
+        cost = record["ray_overhead"][workers]
+        rounds = ", ".join(f"{ratio:.3f}" for ratio in cost["round_ratios"])
+        paired = f"{rounds} (**{cost['paired_ratio']:.3f}x**)" if engine == "ray" else "-"
+        medians = f"{cost['ratio_of_medians']:.3f}x ({cost['ms_per_arch']:+.1f} ms/arch)" if engine == "ray" else "-"
+        lines.append(f"| {engine} | {workers} | {seconds:.2f} | {record['archs_per_s'][name]:.2f} | {paired} | {medians} |")
     same = ", ".join(f"{w} worker{'s' if w != '1' else ''}: {'yes' if v else 'NO'}"
                      for w, v in record["identical_values"].items())
     lines += ["", f"Same stored values on both engines, bit for bit (equal workers): {same}.", ""]

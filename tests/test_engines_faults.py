@@ -42,6 +42,14 @@ def ray_processes(name: str) -> list[int]:
     return found
 
 
+def assert_no_ray_left(before: set[int], wait_s: float = 30.0) -> None:
+    """No raylet but those in ``before`` within ``wait_s``: the Ray a command started ended with it."""
+    deadline = time.monotonic() + wait_s
+    while set(ray_processes("raylet")) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not set(ray_processes("raylet")) - before, "the Ray the command started outlived it"
+
+
 def ray_cli() -> str:
     _require_ray()
     return str(Path(sys.executable).with_name("ray"))
@@ -56,7 +64,7 @@ def test_a_killed_ray_worker_is_retried_and_the_run_stores_every_value_once(tmp_
     os.kill(ray_processes("ray::_run_chunk")[0], signal.SIGKILL)
     assert command.wait(timeout=600) == 0, command.stderr.read()
     assert rows(out / "store.sqlite") == 12 * 2 and per_key_counts(out / "store.sqlite") == {1}
-    assert not set(ray_processes("raylet")) - before, "the Ray the command started outlived it"
+    assert_no_ray_left(before)
 
 
 def test_a_killed_driver_leaves_no_ray_behind_and_the_rerun_computes_only_the_rest(tmp_path):
@@ -67,10 +75,7 @@ def test_a_killed_driver_leaves_no_ray_behind_and_the_rerun_computes_only_the_re
     wait_until(lambda: rows(out / "store.sqlite") >= 4, "stored values", command)
     command.kill()
     command.wait()
-    deadline = time.monotonic() + 30
-    while set(ray_processes("raylet")) - before and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not set(ray_processes("raylet")) - before, "the Ray started by the killed command outlived it"
+    assert_no_ray_left(before)
     kept = rows(out / "store.sqlite")
     assert 0 < kept < 24 and kept % 2 == 0  # an architecture's values are stored together
     rerun = finish(*FAULT_SCORE, "--workers", "2", "--out", out)
@@ -131,10 +136,7 @@ def test_ctrl_c_stops_a_ray_run_at_once_keeping_what_is_stored(tmp_path):
     kept = rows(out / "store.sqlite")
     assert 0 < kept < 24 and per_key_counts(out / "store.sqlite") == {1}
     assert command.stderr.read().strip().splitlines()[-1].startswith("robustnas: interrupted (Ctrl-C)")
-    deadline = time.monotonic() + 30
-    while set(ray_processes("raylet")) - before and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not set(ray_processes("raylet")) - before, "the Ray the command started outlived it"
+    assert_no_ray_left(before)
 
 
 def test_an_unreachable_cluster_is_one_line_at_once_and_creates_no_run(tmp_path, capsys):
