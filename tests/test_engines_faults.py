@@ -55,12 +55,19 @@ def ray_cli() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
-def test_a_killed_ray_worker_is_retried_and_the_run_stores_every_value_once(tmp_path):
+def start_scoring(tmp_path: Path, stored: int, running: str = "raylet") -> tuple[Path, set[int], subprocess.Popen]:
+    """`robustnas score --engine ray` (a Ray of its own), returned once ``stored`` values are stored
+    and a process named ``running`` lives: (run directory, the raylets that ran before, the command)."""
     _require_ray()
     out = tmp_path / "run"
     before = set(ray_processes("raylet"))
     command = start(*FAULT_SCORE, "--workers", "2", "--out", out)
-    wait_until(lambda: rows(out / "store.sqlite") >= 2 and ray_processes("ray::_run_chunk"), "a stored value", command)
+    wait_until(lambda: rows(out / "store.sqlite") >= stored and ray_processes(running), f"{stored} stored values", command)
+    return out, before, command
+
+
+def test_a_killed_ray_worker_is_retried_and_the_run_stores_every_value_once(tmp_path):
+    out, before, command = start_scoring(tmp_path, 2, running="ray::_run_chunk")
     os.kill(ray_processes("ray::_run_chunk")[0], signal.SIGKILL)
     assert command.wait(timeout=600) == 0, command.stderr.read()
     assert rows(out / "store.sqlite") == 12 * 2 and per_key_counts(out / "store.sqlite") == {1}
@@ -68,11 +75,7 @@ def test_a_killed_ray_worker_is_retried_and_the_run_stores_every_value_once(tmp_
 
 
 def test_a_killed_driver_leaves_no_ray_behind_and_the_rerun_computes_only_the_rest(tmp_path):
-    _require_ray()
-    out = tmp_path / "run"
-    before = set(ray_processes("raylet"))
-    command = start(*FAULT_SCORE, "--workers", "2", "--out", out)
-    wait_until(lambda: rows(out / "store.sqlite") >= 4, "stored values", command)
+    out, before, command = start_scoring(tmp_path, 4)
     command.kill()
     command.wait()
     assert_no_ray_left(before)
@@ -125,11 +128,7 @@ def test_a_node_killed_mid_run_is_survived_on_the_other_node(two_node_cluster, t
 
 
 def test_ctrl_c_stops_a_ray_run_at_once_keeping_what_is_stored(tmp_path):
-    _require_ray()
-    out = tmp_path / "run"
-    before = set(ray_processes("raylet"))
-    command = start(*FAULT_SCORE, "--workers", "2", "--out", out)
-    wait_until(lambda: rows(out / "store.sqlite") >= 2, "stored values", command)
+    out, before, command = start_scoring(tmp_path, 2)
     os.killpg(command.pid, signal.SIGINT)  # the terminal's Ctrl-C goes to the whole process group
     code = command.wait(timeout=60)
     assert code == 130, command.stderr.read()[-3000:]
