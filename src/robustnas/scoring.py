@@ -218,6 +218,14 @@ def score_task(shared: tuple[ScoreSettings, torch.Tensor, torch.Tensor], job: tu
         return failed_job(job, out_of_memory(error))
 
 
+def job_result(job: tuple[str, tuple[str, ...]], result: Any) -> tuple:
+    """``result`` of ``job`` as :func:`score_task` gives it; an engine's ``Failed`` becomes every
+    proxy undefined with the reason."""
+    from robustnas.executors import Failed
+
+    return failed_job(job, result.reason) if isinstance(result, Failed) else result
+
+
 def failed_job(job: tuple[str, tuple[str, ...]], reason: str) -> tuple:
     """The result of a job that could not run: every proxy undefined with ``reason``."""
     arch, proxies = job
@@ -265,7 +273,7 @@ def run_scoring(
     robustnas.executors) compute; this process alone stores.
     """
     from robustnas._progress import LoopProgress
-    from robustnas.executors import Failed, default_threads, make_executor
+    from robustnas.executors import default_threads, make_executor
     from robustnas.store import Result
 
     settings.check()
@@ -286,7 +294,7 @@ def run_scoring(
             closing(executor.map_unordered(score_task, jobs, shared)) as results,  # an exception stops the workers
         ):
             for index, result in results:
-                arch, values, reasons, _ = failed_job(jobs[index], result.reason) if isinstance(result, Failed) else result
+                arch, values, reasons, _ = job_result(jobs[index], result)
                 rows = [
                     Result(arch, name, settings.seed, config, value, reasons.get(name))
                     for name, value in values.items()

@@ -146,8 +146,7 @@ class LiveProxies:
         """Compute (through the executor, in parallel) and store the values of ``names`` that no
         run, store or earlier call holds for ``archs``; later :meth:`values` calls read them."""
         from robustnas.proxies import resolve
-        from robustnas.scoring import failed_job, score_task
-        from robustnas.executors import Failed
+        from robustnas.scoring import job_result, score_task
 
         if self.executor is None or not names:
             return
@@ -161,7 +160,7 @@ class LiveProxies:
             x, y = self._proxy_batch()
             self._shared = (self.settings, x.cpu(), y.cpu())
         for index, result in self.executor.map_unordered(score_task, jobs, self._shared):
-            self._keep(*(failed_job(jobs[index], result.reason) if isinstance(result, Failed) else result))
+            self._keep(*job_result(jobs[index], result))
 
     def _compute(self, arch: str, names: tuple[str, ...]) -> dict[str, tuple[float, str | None]]:
         from robustnas.scoring import score_arch
